@@ -1,0 +1,3 @@
+from come.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,265 @@
+"""Typed configuration: every YAML key of the project is a field here.
+
+The dataclasses are the schema. `come.config.loader` builds them from YAML with strict checks
+(unknown key, wrong type, invalid value) and `come.config.jsonschema` exports the same schema
+for Snakemake's `validate()`. Defaults are the embedded CPU default; `config/paper.yaml`
+overrides them with the paper's settings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+BREAST = ["BUSI", "BUV", "BUSBRA", "BUSC"]
+THYROID = ["DDTI", "TUD", "TUS", "TNSCUI"]
+ALL_DATASETS = BREAST + THYROID
+ORGAN_OF = {**{d: "breast" for d in BREAST}, **{d: "thyroid" for d in THYROID}}
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file, the dotted key and the problem."""
+
+
+@dataclass
+class SynthConfig:
+    """`come synth`: the embedded, physically motivated synthetic benchmark."""
+    seed: int = 0
+    images_per_source: int = 60
+    image_size: int = 128              # longest side before per-source size jitter
+    sources: list[str] = field(default_factory=lambda: list(ALL_DATASETS))
+    two_lesion_prob: float = 0.15
+    empty_prob: float = 0.08
+    malignant_prob: float = 0.5
+
+    def validate(self) -> None:
+        for name in self.sources:
+            if name not in ALL_DATASETS:
+                raise ConfigError(f"synth.sources: unknown dataset {name!r} (known: {ALL_DATASETS})")
+        for key in ("two_lesion_prob", "empty_prob", "malignant_prob"):
+            v = getattr(self, key)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"synth.{key}: {v} is not a probability in [0, 1]")
+        if self.images_per_source < 1 or self.image_size < 32:
+            raise ConfigError("synth: images_per_source must be >= 1 and image_size >= 32")
+
+
+@dataclass
+class DataConfig:
+    source: Literal["synth", "real"] = "synth"
+    datasets: list[str] = field(default_factory=lambda: list(ALL_DATASETS))
+    raw_root: str = "data/raw"             # where `come fetch` / manual downloads land (real mode)
+    root: str = "results/data"             # converted COCO per dataset
+    splits_root: str = "results/splits"
+    registry: str = "config/datasets.yaml"
+    split_seed: int = 0
+    test_fraction: float = 0.2             # paper: 8:2 per dataset
+    class_mode: Literal["lesion", "pathology"] = "lesion"
+    image_size: int = 128                  # training/eval resize: longest side (paper: 800-1333)
+    min_size: int = 96                     # shortest side lower bound of the random resize
+    hflip: bool = True
+    num_workers: int = 0
+
+    def validate(self) -> None:
+        if not self.datasets:
+            raise ConfigError("data.datasets: at least one dataset is required")
+        for name in self.datasets:
+            if name not in ALL_DATASETS:
+                raise ConfigError(f"data.datasets: unknown dataset {name!r} (known: {ALL_DATASETS})")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"data.test_fraction: {self.test_fraction} must be in (0, 1)")
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "resnet18"                 # any timm model with features_only; paper: resnet50
+    pretrained: str = ""                   # "" = random init; a local checkpoint path; "timm" = hub
+    out_indices: list[int] = field(default_factory=lambda: [2, 3, 4])   # C3-C5
+    freeze_bn: bool = True                 # DINO: frozen BatchNorm
+    frozen_stages: int = 1                 # DINO: stem + layer1 frozen
+    lr: float = 1e-5
+
+
+@dataclass
+class FFNConfig:
+    """The pluggable FFN slot. `type` picks the implementation; the rest are its knobs."""
+    type: Literal["dense", "moe", "damex", "come"] = "dense"
+    hidden_dim: int = 2048
+    activation: Literal["relu", "gelu"] = "relu"
+    dropout: float = 0.0
+    stages: list[str] = field(default_factory=lambda: ["encoder", "decoder"])
+    layers: Optional[list[int]] = None     # None = every layer of the chosen stages (DAMEX: [0, 2, 4])
+    prenorm: bool = False                  # DAMEX: x + DropPath(MoE(norm(x)))
+    drop_path: float = 0.0                 # DAMEX: 0.2
+    # MoE (tutel semantics)
+    backend: Literal["auto", "native", "tutel"] = "native"
+    num_experts: int = 8
+    top_k: int = 2
+    capacity_factor: float = 1.25          # 0 = no token dropped
+    gate_noise: float = 1.0
+    normalize_gate: bool = True
+    batch_prioritized_routing: bool = False
+    balance_weight: float = 0.1            # COME / DINO-MoE load+importance CV^2 loss weight
+    route_weight: float = 0.1              # DAMEX dataset-aware routing CE weight
+    # COME
+    trace_weight: float = 0.1              # traceability loss weight (paper: "weight 0.1")
+    use_trace_loss: bool = True
+    temperature: float = 1.0               # router softmax temperature
+    clustering: Literal["fine2coarse", "multistep", "mixing", "none"] = "fine2coarse"
+    fine_k: int = 16
+    coarse_k: int = 8
+    multistep_rounds: int = 5
+    multistep_k: int = 4
+    kmeans_iters: int = 10
+    use_ste: bool = True                   # structure shared expert
+    use_see: bool = True                   # semantic shared expert
+    fusion: Literal["concat", "sum"] = "concat"   # Eq. 1: concat + projection (paper) or sum
+
+    def validate(self) -> None:
+        if self.type in ("moe", "damex", "come"):
+            if self.num_experts < 1:
+                raise ConfigError(f"model.ffn.num_experts: {self.num_experts} must be >= 1")
+            if not 1 <= self.top_k <= self.num_experts:
+                raise ConfigError(
+                    f"model.ffn.top_k: {self.top_k} must be in [1, num_experts={self.num_experts}]")
+        if self.capacity_factor < 0:
+            raise ConfigError("model.ffn.capacity_factor: must be >= 0 (0 = no drops)")
+        if self.temperature <= 0:
+            raise ConfigError("model.ffn.temperature: must be > 0")
+        for s in self.stages:
+            if s not in ("encoder", "decoder"):
+                raise ConfigError(f"model.ffn.stages: {s!r} is not 'encoder' or 'decoder'")
+
+
+@dataclass
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    ffn: FFNConfig = field(default_factory=FFNConfig)
+    hidden_dim: int = 64                   # paper/DINO: 256
+    nheads: int = 4                        # 8
+    enc_layers: int = 2                    # 6
+    dec_layers: int = 2                    # 6
+    num_queries: int = 50                  # 900
+    num_feature_levels: int = 4
+    enc_n_points: int = 4
+    dec_n_points: int = 4
+    dropout: float = 0.0
+    two_stage: bool = True
+    dn_number: int = 20                    # 100
+    dn_label_noise_ratio: float = 0.5
+    dn_box_noise_scale: float = 0.4
+    focal_alpha: float = 0.25
+    cost_class: float = 2.0
+    cost_bbox: float = 5.0
+    cost_giou: float = 2.0
+    loss_class: float = 1.0
+    loss_bbox: float = 5.0
+    loss_giou: float = 2.0
+    num_select: int = 100                  # top-k post-processing (DINO: 300)
+    deform_impl: Literal["auto", "pytorch", "cuda"] = "auto"
+
+    def validate(self) -> None:
+        if self.hidden_dim % self.nheads:
+            raise ConfigError(f"model.hidden_dim {self.hidden_dim} is not divisible by nheads {self.nheads}")
+        self.ffn.validate()
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 6
+    batch_size: int = 4                    # paper: 8 on two GPUs
+    lr: float = 2e-4                       # COME: 1.4e-4, DINO: 1e-4
+    weight_decay: float = 1e-4
+    lr_drop_epochs: list[int] = field(default_factory=list)   # DINO 12ep: [11]
+    lr_drop_factor: float = 0.1
+    clip_max_norm: float = 0.1
+    grad_accum_steps: int = 1
+    amp: Literal["auto", "on", "off"] = "auto"   # auto = on with CUDA
+    device: str = "auto"                   # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    deterministic: bool = True
+    balanced_sampler: bool = False         # sample sources uniformly (multi-source runs)
+    max_steps_per_epoch: int = 0           # 0 = full epoch
+    threads: int = 1                       # torch intra-op threads on CPU
+    sampling_offsets_lr_mult: float = 0.1
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.grad_accum_steps < 1:
+            raise ConfigError("train: epochs, batch_size and grad_accum_steps must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError("train.lr: must be > 0")
+
+
+@dataclass
+class StructureExpertConfig:
+    """STE: USFM-style BEiT ViT. A checkpoint path loads real USFM weights; else MIM pretrain."""
+    checkpoint: str = ""                   # local USFM state_dict; "" = pretrain our own by MIM
+    img_size: int = 64                     # USFM: 224
+    patch_size: int = 8                    # USFM: 16
+    embed_dim: int = 96                    # USFM: 768
+    depth: int = 4                         # USFM: 12
+    num_heads: int = 4                     # USFM: 12
+    mim_epochs: int = 6
+    mim_mask_ratio: float = 0.6
+    mim_freq_mask_ratio: float = 0.3
+    mim_lr: float = 1e-3
+    batch_size: int = 32
+
+
+@dataclass
+class SemanticExpertConfig:
+    """SEE: CLIP fine-tuned on diagnosis prompts. Paper: BiomedCLIP via open_clip hub name."""
+    model_name: str = ""                   # e.g. hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224
+    local_dir: str = ""                    # a local directory holding an open_clip model
+    embed_dim: int = 64                    # embedded small model (custom open_clip config)
+    image_size: int = 64
+    epochs: int = 8
+    lr: float = 5e-4
+    batch_size: int = 32
+    loss: Literal["infonce", "dhn_nce"] = "infonce"
+    temperature: float = 0.07
+
+
+@dataclass
+class ExpertsConfig:
+    root: str = "results/experts"
+    prompts_root: str = "results/prompts"
+    structure: StructureExpertConfig = field(default_factory=StructureExpertConfig)
+    semantic: SemanticExpertConfig = field(default_factory=SemanticExpertConfig)
+    cache_features: bool = False
+
+
+@dataclass
+class EvalConfig:
+    max_dets: int = 100
+    score_threshold: float = 0.3           # qualitative figures only
+    bootstrap: int = 200                   # resamples for the 95% interval over test images
+    batch_size: int = 8
+
+
+@dataclass
+class GridConfig:
+    """Which experiment grid the workflow expands (one row per trained model)."""
+    file: str = "config/grid.yaml"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    tables: list[str] = field(default_factory=lambda: ["all"])
+    epochs_scale: float = 1.0              # multiplies train.epochs for every grid run
+
+
+@dataclass
+class Config:
+    name: str = "embedded"
+    results: str = "results"
+    paper_tables: str = "config/paper_tables.csv"
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    experts: ExpertsConfig = field(default_factory=ExpertsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+
+    def validate(self) -> None:
+        self.synth.validate()
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
