@@ -246,6 +246,29 @@ class GridConfig:
 
 
 @dataclass
+class RunConfig:
+    """One trained model of the experiment grid (filled from `config/grid.yaml` by the workflow)."""
+    id: str = "default"
+    method: str = "DINO"                   # name as in come_paper_tables.csv
+    paradigm: str = "inter-organ"          # single | intra-organ | inter-organ
+    variant: str = ""                      # e.g. "experts=4", "w/o STE"
+    train_datasets: list[str] = field(default_factory=lambda: list(ALL_DATASETS))
+    test_datasets: list[str] = field(default_factory=list)   # empty = the training datasets
+    tables: list[str] = field(default_factory=list)          # paper tables this run serves
+
+    def validate(self) -> None:
+        for name in self.train_datasets + self.test_datasets:
+            if name not in ALL_DATASETS:
+                raise ConfigError(f"run: unknown dataset {name!r} (known: {ALL_DATASETS})")
+        if not self.train_datasets:
+            raise ConfigError("run.train_datasets: at least one dataset is required")
+
+    @property
+    def eval_datasets(self) -> list[str]:
+        return list(self.test_datasets or self.train_datasets)
+
+
+@dataclass
 class Config:
     name: str = "embedded"
     results: str = "results"
@@ -257,8 +280,10 @@ class Config:
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     grid: GridConfig = field(default_factory=GridConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def validate(self) -> None:
+        self.run.validate()
         self.synth.validate()
         self.data.validate()
         self.model.validate()

@@ -1,0 +1,1 @@
+"""DINO-style detector with a pluggable FFN slot (see docs/architecture.md)."""
