@@ -246,6 +246,19 @@ class GridConfig:
 
 
 @dataclass
+class WorkflowConfig:
+    """Snakemake scheduling knobs (resources per rule kind); no model logic here."""
+    train_threads: int = 1
+    train_mem_mb: int = 4000
+    train_runtime_min: int = 60
+    train_gpus: int = 0                    # > 0: the slurm profile asks for GPUs; > 1 -> torchrun
+    eval_mem_mb: int = 4000
+    experts_threads: int = 1
+    slurm_partition: str = ""              # "" = the cluster's default partition
+    slurm_account: str = ""
+
+
+@dataclass
 class RunConfig:
     """One trained model of the experiment grid (filled from `config/grid.yaml` by the workflow)."""
     id: str = "default"
@@ -281,6 +294,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
 
     def validate(self) -> None:
         self.run.validate()
