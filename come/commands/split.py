@@ -1,0 +1,23 @@
+"""`come split --coco A --out DIR --seed S --test-fraction F`: grouped, stratified 8:2 split."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def configure(parser) -> None:
+    parser.add_argument("--coco", required=True, help="annotations.json of one dataset")
+    parser.add_argument("--out", required=True, help="folder for train.json and test.json")
+    parser.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="share of images in test (default: %(default)s)")
+
+
+def run(args) -> int:
+    from come.data.splits import write_split
+    try:
+        summary = write_split(args.coco, args.out, args.seed, args.test_fraction)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"come split: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,82 @@
+"""Native format -> project COCO converters, one module per format family.
+
+`convert_dataset` runs one converter into a temporary twin of the output folder, writes
+`annotations.json`, `quarantine.json` and the data card, then swaps the folder into place, so a
+failed run never leaves half a dataset and two runs give byte-identical files.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from come.data.converters import busbra, busi, buv, ddti, maskfolders
+from come.data.converters.base import ConvertContext, LayoutError
+
+# registry `format` -> (converter, verified on real files in this project)
+FORMATS: dict[str, tuple[Callable[[ConvertContext, Path], None], bool]] = {
+    "busi_kaggle": (busi.convert, False),
+    "busbra": (busbra.convert, True),
+    "buv_cocovid": (buv.convert, False),
+    "busc_mendeley": (maskfolders.convert_busc, False),
+    "ddti_xml": (ddti.convert_original, False),
+    "ddti_preprocessed": (ddti.convert_preprocessed, True),
+    "tn3k": (maskfolders.convert_tn3k, False),
+    "tnscui": (maskfolders.convert_tnscui, False),
+    "tus_kaggle": (maskfolders.convert_tus, False),
+    "tud_neu": (maskfolders.convert_tud, False),
+}
+
+
+def convert_dataset(name: str, fmt: str, organ: str, raw: str | Path, out: str | Path,
+                    link: bool = True, logger=None, card: bool = True,
+                    project_name: str | None = None) -> dict:
+    """Convert `raw` (native layout `fmt`) into `out`; return the run summary.
+
+    `project_name` is the `source` written on every image (default: `name`; DDTI_PRE -> DDTI).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown native format {fmt!r} (known: {sorted(FORMATS)})")
+    func, verified = FORMATS[fmt]
+    out = Path(out)
+    source = project_name or name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        ctx = ConvertContext(dataset=source, organ=organ, out=tmp, prefix=f"{out.name}/images", link=link)
+        ctx.quarantine.logger = logger
+        func(ctx, Path(raw))
+        if not ctx.builder.images:
+            raise LayoutError(f"{raw}: {name}: no image could be converted "
+                              f"(quarantined: {ctx.quarantine.counts()})")
+        ctx.builder.info = {"dataset": source, "registry_name": name, "format": fmt,
+                            "verified_on_real_files": verified, "organ": organ}
+        with ctx.timed("write"):
+            ctx.builder.write(tmp / "annotations.json")
+            ctx.quarantine.write(tmp / "quarantine.json")
+        summary = ctx.summary()
+        summary.update({"registry_name": name, "format": fmt, "verified_on_real_files": verified})
+        if card:
+            from come.data.datacard import write_datacard
+            write_datacard(tmp / "annotations.json", tmp, name=source)
+        _swap_into_place(tmp, out)
+        return summary
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Replace `out` by `tmp` (old content removed only after the new one is complete)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+__all__ = ["FORMATS", "convert_dataset", "ConvertContext", "LayoutError"]

@@ -1,0 +1,129 @@
+"""DDTI (Pedraza et al. 2015), two layouts.
+
+* original (`DDTI`): `<case>.xml` + `<case>_<n>.jpg`. Each XML holds the case's TI-RADS grade
+  and one `<mark>` per image whose `<svg>` is a JSON list of freehand polygons
+  (`{"points": [{"x":..,"y":..}, ...]}`), one polygon per nodule. Group = case (patient).
+* preprocessed (`DDTI_PRE`, /work/shared/data/ddti): `cropped/<img>_<frame>(<k>).png`, one nodule
+  per crop, `mask/<same>.gif`, `diagnosis.csv` (no header: name, TI-RADS, binary label).
+  Group = source frame (name before `(k)`), so crops of one frame never straddle a split.
+
+Pathology is derived from TI-RADS (2-3 -> benign, 4a-5 -> malignant, none -> unknown): DDTI has
+no histopathology; every image records `tirads` and `pathology_basis: "tirads"`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from come.data.converters.base import ConvertContext, list_images
+from come.data.converters.common import find_root
+
+_CROP = re.compile(r"^(?P<frame>.+?)\((?P<k>\d+)\)$")
+
+
+def pathology_from_tirads(grade: str) -> str:
+    g = (grade or "").strip().lower()
+    if g in ("2", "3"):
+        return "benign"
+    if g in ("4", "4a", "4b", "4c", "5"):
+        return "malignant"
+    return "unknown"
+
+
+def convert_preprocessed(ctx: ConvertContext, raw: Path) -> None:
+    root = find_root(raw, ["cropped", "mask", "diagnosis.csv"], "DDTI (preprocessed)")
+    labels: dict[str, tuple[str, str]] = {}
+    with (root / "diagnosis.csv").open(newline="") as fh:
+        for r in csv.reader(fh):
+            if r and r[0].strip():
+                r = r + ["", ""]
+                labels[r[0].strip()] = (r[1].strip(), r[2].strip())
+    for img in list_images(root / "cropped"):
+        name = img.stem
+        if name not in labels:
+            ctx.quarantine.add(img.name, "missing_label", "no row in diagnosis.csv")
+            continue
+        grade, binary = labels[name]
+        size = ctx.read_image(img, img.name)
+        if size is None:
+            continue
+        mask_path = next((p for p in (root / "mask").glob(f"{glob_escape(name)}.*")), root / "mask" / f"{name}.gif")
+        mask = ctx.read_mask(mask_path, size, img.name)
+        if mask is None:
+            continue
+        boxes = ctx.boxes_from_mask(mask, img.name, one_lesion=True)
+        if not boxes:
+            ctx.quarantine.add(img.name, "empty_mask", "mask has no foreground pixel")
+            continue
+        m = _CROP.match(name)
+        frame = m.group("frame") if m else name
+        pathology = {"1": "malignant", "0": "benign"}.get(binary, pathology_from_tirads(grade))
+        ctx.add_image(img, out_crop_name(name, img.suffix), size, pathology, f"DDTI:frame{frame}", boxes,
+                      tirads=grade if grade.lower() != "none" else "", pathology_basis="tirads",
+                      native_id=name)
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([\[\]*?])", r"[\1]", name)
+
+
+def out_crop_name(name: str, suffix: str) -> str:
+    """`100_1(2)` -> `100_1_2.png` (parentheses are awkward in paths)."""
+    m = _CROP.match(name)
+    return f"{m.group('frame')}_{m.group('k')}{suffix.lower()}" if m else f"{name}{suffix.lower()}"
+
+
+def polygons_from_svg(text: str) -> list[list[tuple[float, float]]]:
+    """JSON list of `{"points": [{"x","y"}...]}` -> list of polygons (list of (x, y))."""
+    data = json.loads(text)
+    polys = []
+    for region in data if isinstance(data, list) else [data]:
+        pts = [(float(p["x"]), float(p["y"])) for p in region.get("points", [])]
+        if len(pts) >= 3:
+            polys.append(pts)
+    return polys
+
+
+def box_of_polygon(pts: list[tuple[float, float]], size: tuple[int, int]) -> list[float] | None:
+    """Pixel-edge box of polygon vertices (vertex coordinates are pixel indices), clipped."""
+    xs = [min(max(x, 0.0), size[0] - 1.0) for x, _ in pts]
+    ys = [min(max(y, 0.0), size[1] - 1.0) for _, y in pts]
+    w, h = max(xs) + 1.0 - min(xs), max(ys) + 1.0 - min(ys)
+    return [min(xs), min(ys), w, h] if w > 1 and h > 1 else None
+
+
+def convert_original(ctx: ConvertContext, raw: Path) -> None:
+    xmls = sorted(Path(raw).rglob("*.xml"), key=lambda p: (len(p.stem), p.stem))
+    if not xmls:
+        raise ValueError(f"{raw}: not a DDTI original layout: no <case>.xml file found")
+    for xml in xmls:
+        try:
+            tree = ET.parse(xml).getroot()
+        except ET.ParseError as exc:
+            ctx.quarantine.add(xml.name, "bad_annotation", f"XML: {exc}")
+            continue
+        case = (tree.findtext("number") or xml.stem).strip()
+        grade = (tree.findtext("tirads") or "").strip()
+        for mark in tree.findall("mark"):
+            idx = (mark.findtext("image") or "").strip()
+            img = xml.parent / f"{xml.stem}_{idx}.jpg"
+            label = img.name
+            svg = (mark.findtext("svg") or "").strip()
+            try:
+                polys = polygons_from_svg(svg) if svg else []
+            except (ValueError, KeyError, TypeError) as exc:
+                ctx.quarantine.add(label, "bad_annotation", f"{xml.name}: svg: {exc}")
+                continue
+            size = ctx.read_image(img, label)
+            if size is None:
+                continue
+            with ctx.timed("label"):
+                boxes = [b for b in (box_of_polygon(p, size) for p in polys) if b]
+            if not boxes:
+                ctx.quarantine.add(label, "empty_mask", f"{xml.name}: mark {idx} has no polygon")
+                continue
+            ctx.add_image(img, img.name, size, pathology_from_tirads(grade), f"DDTI:case{case}", boxes,
+                          tirads=grade, pathology_basis="tirads", native_id=img.stem)

@@ -1,0 +1,123 @@
+"""`come fetch` against a real HTTP server on 127.0.0.1 with Range support (started here)."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from come.cli import main
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+    ranges: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        rng = self.headers.get("Range")
+        if rng:
+            self.ranges.append(rng)
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.end_headers()
+                return
+            chunk = body[start:]
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            chunk = body
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(chunk)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(chunk)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    _Handler.files, _Handler.ranges = {}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Handler
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+def _zip_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("BUSBRA/bus_data.csv", "ID,Case\n")
+        zf.writestr("BUSBRA/Images/bus_0001-l.png", b"\x89PNG" + bytes(range(256)) * 40)
+    return buf.getvalue()
+
+
+def test_fetch_resumes_and_verifies(server, tmp_path):
+    base, handler = server
+    body = _zip_bytes()
+    handler.files["/busbra.zip"] = body
+    sha = hashlib.sha256(body).hexdigest()
+    dest = tmp_path / "raw" / "BUSBRA"
+    part = dest.parent / f".{dest.name}.download.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(body[: len(body) // 2])                  # an interrupted earlier download
+    rc = main(["fetch", "BUSBRA", "--dest", str(dest), "--url", f"{base}/busbra.zip", "--sha256", sha])
+    assert rc == 0
+    assert handler.ranges == [f"bytes={len(body) // 2}-"]    # resumed with a Range request
+    assert (dest / "BUSBRA" / "bus_data.csv").read_text() == "ID,Case\n"
+    assert not part.exists()
+
+
+def test_wrong_checksum_leaves_nothing(server, tmp_path, capsys):
+    base, handler = server
+    handler.files["/busbra.zip"] = _zip_bytes()
+    dest = tmp_path / "raw" / "BUSBRA"
+    rc = main(["fetch", "BUSBRA", "--dest", str(dest), "--url", f"{base}/busbra.zip", "--sha256", "0" * 64])
+    assert rc == 1
+    assert "sha256 mismatch" in capsys.readouterr().err
+    assert not dest.exists()
+    assert list((tmp_path / "raw").iterdir()) == []           # no part file, no temp folder
+
+
+def test_http_error_is_named(server, tmp_path, capsys):
+    base, _ = server
+    rc = main(["fetch", "BUSBRA", "--dest", str(tmp_path / "d"), "--url", f"{base}/missing.zip"])
+    assert rc == 1 and "HTTP 404" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_manual_source_prints_steps_exit_3(tmp_path, capsys):
+    rc = main(["fetch", "TNSCUI", "--dest", str(tmp_path / "raw" / "TNSCUI")])
+    out = capsys.readouterr().out
+    assert rc == 3
+    assert "tn-scui2020.grand-challenge.org" in out and str(tmp_path / "raw" / "TNSCUI") in out
+    assert "come convert TNSCUI" in out
+    assert not (tmp_path / "raw").exists()
+
+
+def test_manual_source_with_files_in_place_succeeds(tmp_path, capsys):
+    dest = tmp_path / "raw" / "TUS"
+    (dest / "images").mkdir(parents=True)
+    assert main(["fetch", "TUS", "--dest", str(dest)]) == 0
+    assert "already placed" in capsys.readouterr().out
+
+
+def test_config_redirects_registry_entry(tmp_path, capsys):
+    cfg = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+    rc = main(["fetch", "DDTI", "--config", str(cfg), "--set", "data.registry_entries.DDTI=DDTI_PRE",
+               "--dest", str(tmp_path / "d")])
+    assert rc == 3 and "cropped/, mask/ and diagnosis.csv" in capsys.readouterr().out
