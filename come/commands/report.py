@@ -1,0 +1,45 @@
+"""`come report`: write `results/README.md`, the index of every table, figure and run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from come.commands import add_config_args
+
+
+def configure(parser) -> None:
+    add_config_args(parser)
+    parser.add_argument("--out", default=None, help="index file (default: <results>/README.md)")
+    parser.add_argument("--tables", default=None, help="tables folder (default: <results>/tables)")
+    parser.add_argument("--figures", default=None, help="figures folder (default: <results>/figures)")
+    parser.add_argument("--runs", default=None, help="runs folder (default: <results>/runs)")
+
+
+def run(args) -> int:
+    """Exit 0 on success, 1 with a message naming the bad file on malformed inputs."""
+    import sys
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"come report: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
+    import yaml
+
+    from come.config import load_config
+    from come.config.loader import to_dict
+    from come.reports.index import build_index
+    from come.reports.paper import paper_layouts
+    from come.reports.runs import discover_runs
+    from come.utils.io import atomic_write_bytes
+
+    cfg = load_config(args.config, args.overrides)
+    results = Path(cfg.results)
+    out = Path(args.out or results / "README.md")
+    text = build_index(results, Path(args.tables or results / "tables"), Path(args.figures or results / "figures"),
+                       paper_layouts(cfg.paper_tables), discover_runs(args.runs or results / "runs"),
+                       args.config, yaml.safe_dump(to_dict(cfg), sort_keys=True))
+    atomic_write_bytes(out, text.encode())
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""Tests of come.reports (summary, tables, bootstrap, figures, index)."""
