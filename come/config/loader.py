@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 
 from .schema import Config, ConfigError
+
+_SCI_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _type_name(tp: Any) -> str:
@@ -61,6 +64,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} ({value!r})")
         return build(tp, value, where)
     if tp is float:
+        if isinstance(value, str) and _SCI_FLOAT.fullmatch(value.strip()):
+            return float(value)       # YAML 1.1 reads "2e-4" (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected float, got {type(value).__name__} ({value!r})")
         return float(value)

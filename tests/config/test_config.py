@@ -94,3 +94,10 @@ def test_cli_config_error_exits_2_with_message(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 2
     assert "train.epochz: unknown key" in res.stderr
+
+
+def test_scientific_floats_without_dot_are_floats(tmp_path):
+    cfg = load_config(write(tmp_path, "train:\n  lr: 2e-4\n"), ["model.backbone.lr=1e-5"])
+    assert cfg.train.lr == pytest.approx(2e-4) and cfg.model.backbone.lr == pytest.approx(1e-5)
+    with pytest.raises(ConfigError, match="train.epochs: expected int"):
+        load_config(write(tmp_path, "train:\n  epochs: 1e3\n"))
