@@ -1,0 +1,92 @@
+"""Checkpoints: atomic save, `weights_only=True` load, RNG state capture/restore.
+
+A checkpoint is a dict of tensors and plain types only (so `torch.load(weights_only=True)`
+accepts it): model, optimizer, scheduler, grad scaler, sampler state, RNG states of every
+rank (python / numpy / torch / cuda), the global step, the epoch and a "finished" flag.
+"""
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from come.utils.io import atomic_write_bytes
+
+CHECKPOINT_VERSION = 1
+
+
+def rng_state() -> dict[str, Any]:
+    """The process's RNG states as tensors / plain types."""
+    py = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [py[0], list(py[1]), py[2]],
+             "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
+                       "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"].cpu())          # a checkpoint loaded to CUDA moves these
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Serialise to memory, then write atomically (temp file + rename)."""
+    buf = io.BytesIO()
+    torch.save({"version": CHECKPOINT_VERSION, **payload}, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with `weights_only=True`; a missing or corrupt file raises naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise RuntimeError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise RuntimeError(f"{path}: not a COME checkpoint (no 'model' entry)")
+    return ckpt
+
+
+def is_finished(path: str | Path) -> bool:
+    """True when `path` holds a checkpoint of a run that completed all its epochs."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        return bool(load_checkpoint(path).get("finished", False))
+    except RuntimeError:
+        return False
+
+
+def finished_epochs(path: str | Path) -> int | None:
+    """Epoch count of a finished run's checkpoint; None when absent, unfinished or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        ckpt = load_checkpoint(path)
+    except RuntimeError:
+        return None
+    return int(ckpt.get("epoch", 0)) if ckpt.get("finished", False) else None
+
+
+def model_state(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    return ckpt["model"]
