@@ -30,17 +30,20 @@ class SynthConfig:
     two_lesion_prob: float = 0.15
     empty_prob: float = 0.08
     malignant_prob: float = 0.5
+    second_view_prob: float = 0.3      # chance a patient has a 2nd image (same lesions; group_id)
 
     def validate(self) -> None:
         for name in self.sources:
             if name not in ALL_DATASETS:
                 raise ConfigError(f"synth.sources: unknown dataset {name!r} (known: {ALL_DATASETS})")
-        for key in ("two_lesion_prob", "empty_prob", "malignant_prob"):
+        for key in ("two_lesion_prob", "empty_prob", "malignant_prob", "second_view_prob"):
             v = getattr(self, key)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"synth.{key}: {v} is not a probability in [0, 1]")
         if self.images_per_source < 1 or self.image_size < 32:
             raise ConfigError("synth: images_per_source must be >= 1 and image_size >= 32")
+        if self.seed < 0:
+            raise ConfigError(f"synth.seed: {self.seed} must be >= 0")
 
 
 @dataclass
@@ -51,6 +54,9 @@ class DataConfig:
     root: str = "results/data"             # converted COCO per dataset
     splits_root: str = "results/splits"
     registry: str = "config/datasets.yaml"
+    # real mode: dataset -> registry entry used by fetch/convert (e.g. {DDTI: DDTI_PRE} for the
+    # preprocessed DDTI copy); a dataset not listed uses the entry of its own name
+    registry_entries: dict[str, str] = field(default_factory=dict)
     split_seed: int = 0
     test_fraction: float = 0.2             # paper: 8:2 per dataset
     class_mode: Literal["lesion", "pathology"] = "lesion"
@@ -67,6 +73,9 @@ class DataConfig:
                 raise ConfigError(f"data.datasets: unknown dataset {name!r} (known: {ALL_DATASETS})")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"data.test_fraction: {self.test_fraction} must be in (0, 1)")
+        for name in self.registry_entries:
+            if name not in ALL_DATASETS:
+                raise ConfigError(f"data.registry_entries: unknown dataset {name!r} (known: {ALL_DATASETS})")
 
 
 @dataclass
@@ -113,6 +122,10 @@ class FFNConfig:
     use_ste: bool = True                   # structure shared expert
     use_see: bool = True                   # semantic shared expert
     fusion: Literal["concat", "sum"] = "concat"   # Eq. 1: concat + projection (paper) or sum
+    # MoE addition: channels of ctx.shared["structure"/"semantic"]; 0 = sized at the first
+    # forward that sees them (nn.LazyLinear). Set them (STE embed_dim, SEE embed_dim) for DDP.
+    structure_dim: int = 0
+    semantic_dim: int = 0
 
     def validate(self) -> None:
         if self.type in ("moe", "damex", "come"):
@@ -125,6 +138,13 @@ class FFNConfig:
             raise ConfigError("model.ffn.capacity_factor: must be >= 0 (0 = no drops)")
         if self.temperature <= 0:
             raise ConfigError("model.ffn.temperature: must be > 0")
+        for key in ("fine_k", "coarse_k", "multistep_k", "multistep_rounds"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"model.ffn.{key}: {getattr(self, key)} must be >= 1")
+        for key in ("kmeans_iters", "structure_dim", "semantic_dim", "gate_noise",
+                    "balance_weight", "route_weight", "trace_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"model.ffn.{key}: {getattr(self, key)} must be >= 0")
         for s in self.stages:
             if s not in ("encoder", "decoder"):
                 raise ConfigError(f"model.ffn.stages: {s!r} is not 'encoder' or 'decoder'")
@@ -160,6 +180,17 @@ class ModelConfig:
     def validate(self) -> None:
         if self.hidden_dim % self.nheads:
             raise ConfigError(f"model.hidden_dim {self.hidden_dim} is not divisible by nheads {self.nheads}")
+        # detector shape checks (model part): levels, query counts, denoising noise
+        if not self.backbone.out_indices:
+            raise ConfigError("model.backbone.out_indices: at least one backbone level is required")
+        if self.num_feature_levels < len(self.backbone.out_indices):
+            raise ConfigError(f"model.num_feature_levels {self.num_feature_levels} < number of backbone "
+                              f"levels {len(self.backbone.out_indices)} (model.backbone.out_indices)")
+        if min(self.num_queries, self.num_select, self.enc_layers + 1, self.dec_layers) < 1:
+            raise ConfigError("model: num_queries, num_select and dec_layers must be >= 1, enc_layers >= 0")
+        if not 0.0 <= self.dn_label_noise_ratio <= 1.0 or self.dn_box_noise_scale < 0 or self.dn_number < 0:
+            raise ConfigError("model: dn_label_noise_ratio must be in [0, 1], dn_box_noise_scale and "
+                              "dn_number >= 0")
         self.ffn.validate()
 
 
@@ -181,8 +212,11 @@ class TrainConfig:
     max_steps_per_epoch: int = 0           # 0 = full epoch
     threads: int = 1                       # torch intra-op threads on CPU
     sampling_offsets_lr_mult: float = 0.1
+    checkpoint_every: int = 50             # engine: also save last.pt every N optimiser steps (0 = epoch ends only)
 
     def validate(self) -> None:
+        if self.checkpoint_every < 0 or self.max_steps_per_epoch < 0:
+            raise ConfigError("train: checkpoint_every and max_steps_per_epoch must be >= 0")
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum_steps < 1:
             raise ConfigError("train: epochs, batch_size and grad_accum_steps must be >= 1")
         if self.lr <= 0:
@@ -202,7 +236,20 @@ class StructureExpertConfig:
     mim_mask_ratio: float = 0.6
     mim_freq_mask_ratio: float = 0.3
     mim_lr: float = 1e-3
-    batch_size: int = 32
+    batch_size: int = 16                   # MIM batch (small batches = more updates per epoch on CPU)
+    mim_visible_weight: float = 0.5        # loss weight of the visible (frequency-corrupted) patches
+    init_values: float = 0.1               # BEiT/USFM layer scale (gamma_1/gamma_2); 0 = none
+
+    def validate(self) -> None:
+        """Called by the experts' commands (come.experts)."""
+        for key in ("mim_mask_ratio", "mim_freq_mask_ratio"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"experts.structure.{key}: {getattr(self, key)} must be in [0, 1)")
+        if self.img_size % self.patch_size or self.embed_dim % self.num_heads:
+            raise ConfigError("experts.structure: img_size must be a multiple of patch_size and "
+                              "embed_dim of num_heads")
+        if min(self.mim_epochs, self.batch_size, self.depth) < 1 or self.mim_lr <= 0:
+            raise ConfigError("experts.structure: mim_epochs, batch_size, depth must be >= 1, mim_lr > 0")
 
 
 @dataclass
@@ -212,11 +259,23 @@ class SemanticExpertConfig:
     local_dir: str = ""                    # a local directory holding an open_clip model
     embed_dim: int = 64                    # embedded small model (custom open_clip config)
     image_size: int = 64
-    epochs: int = 8
+    epochs: int = 10                       # embedded: 10 epochs (~40-50 s on one core for ~400 images)
     lr: float = 5e-4
     batch_size: int = 32
-    loss: Literal["infonce", "dhn_nce"] = "infonce"
+    loss: Literal["infonce", "dhn_nce"] = "dhn_nce"   # MedCLIP-SAMv2's loss; infonce = plain CLIP
     temperature: float = 0.07
+    dhn_beta: float = 0.15                 # DHN-NCE hard-negative weighting temperature (MedCLIP-SAMv2: 0.15)
+    lesion_crop_prob: float = 0.3          # training only: share of samples cropped around a lesion
+    crop_context: float = 2.5              # lesion crop side = context x the box's longer side
+
+    def validate(self) -> None:
+        """Called by the experts' commands (come.experts)."""
+        if not 0.0 <= self.lesion_crop_prob <= 1.0:
+            raise ConfigError(f"experts.semantic.lesion_crop_prob: {self.lesion_crop_prob} is not in [0, 1]")
+        if self.temperature <= 0 or self.lr <= 0 or self.crop_context < 1.0:
+            raise ConfigError("experts.semantic: temperature and lr must be > 0, crop_context >= 1")
+        if min(self.epochs, self.batch_size) < 1:
+            raise ConfigError("experts.semantic: epochs and batch_size must be >= 1")
 
 
 @dataclass
@@ -234,6 +293,7 @@ class EvalConfig:
     score_threshold: float = 0.3           # qualitative figures only
     bootstrap: int = 200                   # resamples for the 95% interval over test images
     batch_size: int = 8
+    qualitative_per_dataset: int = 2       # engine: test images per dataset in qualitative.png
 
 
 @dataclass
@@ -302,3 +362,5 @@ class Config:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        self.experts.structure.validate()
+        self.experts.semantic.validate()

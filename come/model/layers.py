@@ -70,8 +70,12 @@ def sine_embed_boxes(boxes: Tensor, d_model: int, temperature: float = 10000.0) 
 
 
 def group_norm_groups(channels: int, max_groups: int = 32) -> int:
-    """Largest number of groups <= max_groups that divides `channels` (32 for 256)."""
-    for g in range(min(max_groups, channels), 0, -1):
+    """Largest number of groups <= max_groups that divides `channels` (32 for 256).
+
+    At least 2 channels per group: a 1x1 feature map of a single image would otherwise give
+    GroupNorm one value per group (an error, and a meaningless normalisation).
+    """
+    for g in range(min(max_groups, channels // 2 or 1), 0, -1):
         if channels % g == 0:
             return g
     return 1

@@ -89,7 +89,8 @@ def test_sine_position_honours_padding():
 
 
 def test_neck_levels_masks_and_groups():
-    assert group_norm_groups(256) == 32 and group_norm_groups(48) == 24 and group_norm_groups(20) == 20
+    assert group_norm_groups(256) == 32 and group_norm_groups(48) == 24 and group_norm_groups(20) == 10
+    assert group_norm_groups(32) == 16  # >= 2 channels per group: 1x1 maps of one image stay valid
     neck = MultiScaleNeck([16, 32], hidden_dim=48, num_levels=4)
     assert neck.input_proj[0][1].num_groups == 24
     feats = [torch.randn(2, 16, 8, 8), torch.randn(2, 32, 4, 4)]
