@@ -16,7 +16,7 @@ $(BIN)/come: requirements.txt pyproject.toml
 venv: $(BIN)/come
 
 demo: venv
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml all
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake all --cores $(CORES) --configfile config/config.yaml
 
 test: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow and not slurm" tests
@@ -28,7 +28,7 @@ lint: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint --configfile config/config.yaml
 
 paper-dryrun: venv
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -n --configfile config/paper.yaml all
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake all -n --configfile config/paper.yaml
 
 bench: venv
 	PATH=$(abspath $(BIN)):$$PATH sh -c 'for b in benchmarks/bench_*.py; do $(BIN)/python $$b; done'

@@ -1,0 +1,73 @@
+"""Which paper-table rows (come_paper_tables.csv) the expanded grid serves.
+
+A csv row (table, paradigm, method, variant, dataset) is covered by a run that serves the cell
+(table, paradigm, method, variant) and either names the dataset column explicitly (fifth item,
+Table 6) or evaluates on that dataset (`Mean` is covered by any run of the cell).
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from come.config import Config, ConfigError
+
+from .grid import Grid, RunSpec, expand_runs
+
+
+@dataclass
+class Coverage:
+    covered: list[dict]                   # csv rows with the run ids that serve them ("runs")
+    not_reproduced: list[dict]            # csv rows of methods listed as not reproduced
+    missing: list[dict]                   # csv rows of implemented methods no run serves
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+
+def read_paper_rows(csv_path: str | Path) -> list[dict]:
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise ConfigError(f"{csv_path}: paper tables csv not found")
+    with csv_path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    need = {"table", "paradigm", "method", "variant", "dataset", "metric", "value"}
+    if not rows or not need <= set(rows[0]):
+        raise ConfigError(f"{csv_path}: expected columns {sorted(need)}")
+    return rows
+
+
+def columns_of(spec: RunSpec, cell: tuple[str, ...]) -> set[str]:
+    """The csv `dataset` labels a run fills for one served cell."""
+    if len(cell) == 5:
+        return {cell[4]}
+    return set(spec.eval_datasets) | {"Mean"}
+
+
+def cell_index(specs: list[RunSpec]) -> dict[tuple[str, str, str, str, str], list[str]]:
+    """(table, paradigm, method, variant, dataset) -> run ids that produce it."""
+    index: dict[tuple[str, str, str, str, str], list[str]] = {}
+    for spec in specs:
+        for cell in spec.row.serves:
+            for col in columns_of(spec, cell):
+                index.setdefault((*cell[:4], col), []).append(spec.id)
+    return index
+
+
+def coverage(cfg: Config, grid: Grid, csv_path: str | Path | None = None) -> Coverage:
+    """Split the paper csv rows into covered / not reproduced / missing for this config."""
+    rows = read_paper_rows(csv_path or cfg.paper_tables)
+    active = cell_index(expand_runs(cfg, grid))
+    listed = cell_index([s for s in expand_runs(cfg, grid, include_not_reproduced=True)
+                         if s.row.status == "not_reproduced"])
+    out = Coverage([], [], [])
+    for r in rows:
+        key = (r["table"], r["paradigm"], r["method"], r["variant"], r["dataset"])
+        if key in active:
+            out.covered.append({**r, "runs": active[key]})
+        elif r["method"] in grid.methods.not_reproduced and key in listed:
+            out.not_reproduced.append({**r, "runs": listed[key]})
+        else:
+            out.missing.append(r)
+    return out

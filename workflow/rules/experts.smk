@@ -1,0 +1,64 @@
+# Shared experts of COME: the structure expert (MIM-pretrained or USFM weights) and the semantic
+# expert (CLIP fine-tuned on diagnosis prompts). Built only when a COME run of the grid uses them.
+
+
+rule pretrain_structure:
+    input:
+        train=PLAN.merged("all", "train"),
+    output:
+        encoder=f"{EXPERTS}/structure/encoder.pt",
+        loss=f"{EXPERTS}/mim_loss.png",
+        recon=f"{EXPERTS}/mim_reconstructions.png",
+    log:
+        f"{LOGS}/experts/structure.log",
+    benchmark:
+        f"{BENCH}/experts/structure.tsv"
+    threads: CFG.workflow.experts_threads
+    resources:
+        mem_mb=CFG.workflow.train_mem_mb,
+        runtime=CFG.workflow.train_runtime_min,
+        gpu=min(CFG.workflow.train_gpus, 1),
+        **SLURM,
+    conda:
+        CONDA_ENV
+    params:
+        cfg=COME_CONFIG,
+        out=parent("encoder"),
+    shell:
+        "come pretrain-structure --config {params.cfg} --train {input.train}"
+        " --out {params.out} > {log} 2>&1"
+
+
+rule finetune_semantic:
+    input:
+        prompts=PLAN.prompts,
+        test=PLAN.merged("all", "test"),
+    output:
+        encoder=f"{EXPERTS}/semantic/encoder.pt",
+        evaluation=f"{EXPERTS}/semantic_eval.json",
+    log:
+        f"{LOGS}/experts/semantic.log",
+    benchmark:
+        f"{BENCH}/experts/semantic.tsv"
+    threads: CFG.workflow.experts_threads
+    resources:
+        mem_mb=CFG.workflow.train_mem_mb,
+        runtime=CFG.workflow.train_runtime_min,
+        gpu=min(CFG.workflow.train_gpus, 1),
+        **SLURM,
+    conda:
+        CONDA_ENV
+    params:
+        cfg=COME_CONFIG,
+        out=parent("encoder"),
+    shell:
+        "come finetune-semantic --config {params.cfg} --prompts {input.prompts}"
+        " --test {input.test} --out {params.out} > {log} 2>&1"
+
+
+rule experts:
+    input:
+        [f"{EXPERTS}/{kind}/encoder.pt" for kind in sorted(PLAN.experts_needed)],
+    output:
+        # a marker so results/experts exists (DVC stage output) even when no run needs experts
+        touch(f"{EXPERTS}/experts.done"),
