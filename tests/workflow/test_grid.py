@@ -130,7 +130,7 @@ def test_plan_lists_the_experts_each_run_needs():
     assert plan.experts_of["inter-come-f2c-no-dse"] == set()
     assert plan.experts_of["single-dino-BUSI"] == set()
     assert set(plan.groups) == {"breast", "thyroid", "all"}
-    assert Plan.build("config/tiny.yaml").experts_needed == set()
+    assert Plan.build("config/tiny.yaml").experts_needed == {"structure", "semantic"}  # tiny-come
     assert plan.launcher() == "come"
     assert "torchrun" in Plan.build("config/paper.yaml").launcher()
 

@@ -50,8 +50,8 @@ def test_embedded_and_tiny_dry_runs():
     assert "rule synth:" in out and "rule fetch:" not in out
     assert len(re.findall(r"^rule train_run:", out, re.M)) == 56
     out = snakemake("-n", "all", "--configfile", "config/tiny.yaml").stdout
-    assert len(re.findall(r"^rule train_run:", out, re.M)) == 1
-    assert "pretrain_structure" not in out     # no COME run -> no shared-expert jobs
+    assert len(re.findall(r"^rule train_run:", out, re.M)) == 2   # tiny-dino, tiny-come
+    assert "rule pretrain_structure:" in out   # the COME run needs the shared experts
     for profile in ("slurm", "workflow/profiles/local"):
         res = snakemake("-n", "--profile", profile, "all", "--configfile", "config/tiny.yaml")
         assert res.returncode == 0, res.stderr[-2000:]
