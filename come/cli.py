@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from come import __version__
@@ -59,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"come {args.command}: config error: {exc}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, ValueError) as exc:
+        # Bad input (a missing or malformed file): one line naming it, exit 1, nothing half
+        # written. COME_DEBUG=1 re-raises with the traceback.
+        if os.environ.get("COME_DEBUG"):
+            raise
+        print(f"come {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

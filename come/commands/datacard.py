@@ -1,7 +1,6 @@
 """`come datacard --coco A --out DIR`: DIR/<DS>.json + DIR/<DS>.png for one dataset."""
 from __future__ import annotations
 
-import sys
 
 
 def configure(parser) -> None:
@@ -12,11 +11,7 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from come.data.datacard import write_datacard
-    try:
-        card = write_datacard(args.coco, args.out, args.name)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"come datacard: {exc}", file=sys.stderr)
-        return 1
+    card = write_datacard(args.coco, args.out, args.name)
     c = card["counts"]
     print(f"{card['dataset']}: {c['images']} images, {c['boxes']} boxes, {c['groups']} groups -> {args.out}")
     return 0

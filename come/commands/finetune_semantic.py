@@ -3,11 +3,10 @@ frozen image encoder (<out>/encoder.pt) and write <out>/../semantic_eval.json (z
 benign/malignant accuracy on held-out lesion images, chance level, loss curve)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from come.commands import add_config_args
-from come.config import ConfigError, dump_config, load_config
+from come.config import dump_config, load_config
 
 
 def configure(parser) -> None:
@@ -18,16 +17,6 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        return _run(args)
-    except ConfigError:
-        raise                                           # the CLI reports it (exit 2)
-    except (FileNotFoundError, ValueError) as exc:     # bad input: one clear line, no traceback
-        print(f"come finetune-semantic: error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args) -> int:
     import torch
 
     from come.data.coco import load_coco

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 
 def configure(parser) -> None:
@@ -15,10 +14,6 @@ def configure(parser) -> None:
 def run(args) -> int:
     from come.data.merge import GROUPS, merge_splits
     datasets = GROUPS[args.datasets[0]] if len(args.datasets) == 1 and args.datasets[0] in GROUPS else args.datasets
-    try:
-        summary = merge_splits(args.splits_root, list(datasets), args.out)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"come merge: {exc}", file=sys.stderr)
-        return 1
+    summary = merge_splits(args.splits_root, list(datasets), args.out)
     print(json.dumps(summary))
     return 0

@@ -1,12 +1,11 @@
 """`come prompts`: one diagnosis prompt per training image, as a JSONL of image-text pairs."""
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from pathlib import Path
 
 from come.commands import add_config_args
-from come.config import ConfigError, dump_config, load_config
+from come.config import dump_config, load_config
 
 
 def configure(parser) -> None:
@@ -16,16 +15,6 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        return _run(args)
-    except ConfigError:
-        raise                                           # the CLI reports it (exit 2)
-    except (FileNotFoundError, ValueError) as exc:     # bad input: one clear line, no traceback
-        print(f"come prompts: error: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args) -> int:
     from come.data.coco import load_coco
     from come.experts.prompts import build_prompt_records, write_jsonl
 

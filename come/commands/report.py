@@ -15,16 +15,6 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    """Exit 0 on success, 1 with a message naming the bad file on malformed inputs."""
-    import sys
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"come report: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args) -> int:
     import yaml
 
     from come.config import load_config

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 
 def configure(parser) -> None:
@@ -14,10 +13,6 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from come.data.splits import write_split
-    try:
-        summary = write_split(args.coco, args.out, args.seed, args.test_fraction)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"come split: {exc}", file=sys.stderr)
-        return 1
+    summary = write_split(args.coco, args.out, args.seed, args.test_fraction)
     print(json.dumps(summary))
     return 0

@@ -17,16 +17,6 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    """Exit 0 on success, 1 with a message naming the bad file on malformed inputs."""
-    import sys
-    try:
-        return _run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"come tables: {exc}", file=sys.stderr)
-        return 1
-
-
-def _run(args) -> int:
     from come.config import dump_config, load_config
     from come.reports.bootstrap import run_bootstrap
     from come.reports.paper import paper_layouts

@@ -101,3 +101,17 @@ def test_scientific_floats_without_dot_are_floats(tmp_path):
     assert cfg.train.lr == pytest.approx(2e-4) and cfg.model.backbone.lr == pytest.approx(1e-5)
     with pytest.raises(ConfigError, match="train.epochs: expected int"):
         load_config(write(tmp_path, "train:\n  epochs: 1e3\n"))
+
+
+def test_cli_bad_input_file_exits_1_naming_the_file(tmp_path, monkeypatch, capsys):
+    from come.cli import main
+
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    assert main(["split", "--coco", str(bad), "--out", str(tmp_path / "s")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("come split: error: ") and str(bad) in err and "Traceback" not in err
+    assert not (tmp_path / "s" / "train.json").exists()
+    monkeypatch.setenv("COME_DEBUG", "1")
+    with pytest.raises(ValueError):
+        main(["split", "--coco", str(bad), "--out", str(tmp_path / "s")])
