@@ -25,6 +25,7 @@ from open_clip.model import _build_vision_tower
 from torch import Tensor, nn
 
 from come.config.schema import SemanticExpertConfig
+from come.utils.torchio import load_payload, save_payload
 
 FORMAT = "come-semantic-encoder/1"
 
@@ -144,25 +145,14 @@ def export_encoder(model: nn.Module, info: dict, path: str | Path, prompt_texts:
         "prompt_embeddings": prompt_embeddings.detach().cpu().float(),
         "extra": extra or {},
     }
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return save_payload(payload, path)
 
 
 def load_encoder(path: str | Path) -> SemanticEncoder:
     """Rebuild the frozen semantic image encoder from `encoder.pt` (weights_only=True)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: semantic expert file not found (make it with "
-                                "`come finetune-semantic --config C --prompts P --test T --out "
-                                f"{path.parent}`)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ValueError(f"{path}: not a readable semantic expert checkpoint: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a semantic expert file (expected format {FORMAT!r})")
+    payload = load_payload(path, "semantic expert", FORMAT,
+                           f"come finetune-semantic --config C --prompts P --test T --out {path.parent}")
     visual = _build_vision_tower(payload["embed_dim"], payload["vision_cfg"], payload["quick_gelu"])
     try:
         visual.load_state_dict(payload["state_dict"], strict=True)

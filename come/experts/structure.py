@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from come.config.schema import StructureExpertConfig
 from come.experts.images import IMAGENET_MEAN, IMAGENET_STD
+from come.utils.torchio import load_payload, save_payload
 
 FORMAT = "come-structure-encoder/1"
 _PREFIXES = ("module.", "encoder.", "backbone.", "model.")
@@ -177,25 +178,14 @@ def export_encoder(vit: Beit, arch: dict, path: str | Path, source: str, extra: 
     payload = {"format": FORMAT, "arch": dict(arch), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
                "source": source, "extra": extra or {},
                "state_dict": {k: v.detach().cpu().clone() for k, v in vit.state_dict().items()}}
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return save_payload(payload, path)
 
 
 def load_encoder(path: str | Path) -> StructureEncoder:
     """Rebuild the structure encoder from `encoder.pt` (weights_only=True), in eval mode."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: structure expert file not found (make it with "
-                                "`come pretrain-structure --config C --train T --out "
-                                f"{path.parent}`)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"{path}: not a readable structure expert checkpoint: {exc}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a structure expert file (expected format {FORMAT!r})")
+    payload = load_payload(path, "structure expert", FORMAT,
+                           f"come pretrain-structure --config C --train T --out {path.parent}")
     vit = build_vit(payload["arch"])
     try:
         vit.load_state_dict(payload["state_dict"], strict=True)
