@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
+from come.config.loader import read_yaml
 from come.utils.io import read_json
 
 CELL_SEP = "|"
@@ -63,18 +62,6 @@ def parse_cell(cell: Any, where: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: top level must be a mapping")
-    return data
-
-
 def load_run(run_dir: str | Path) -> RunInfo:
     """Read `metrics.json` (+ `config.yaml` when present) of one run directory."""
     run_dir = Path(run_dir)
@@ -84,7 +71,8 @@ def load_run(run_dir: str | Path) -> RunInfo:
         raise ValueError(f"{mpath}: top level must be an object")
     if not isinstance(metrics.get("datasets"), dict):
         raise ValueError(f"{mpath}: 'datasets' must be an object {{DS: {{AP, AP50, AP75, Recall}}}}")
-    config = _read_yaml(run_dir / "config.yaml")
+    cpath = run_dir / "config.yaml"
+    config = read_yaml(cpath) if cpath.is_file() else {}   # errors name the file
     run_cfg = config.get("run") or {}
     raw_cells = metrics.get("tables")
     where = str(mpath)
