@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge": ("come.commands.merge", "intra-/inter-organ merges of split files"),
     "datacard": ("come.commands.datacard", "data card (JSON + figure) of a converted dataset"),
     "prompts": ("come.commands.prompts", "build image-text prompt pairs for the semantic expert"),
+    "pretrain-semantic": ("come.commands.pretrain_semantic", "pretrain the embedded semantic expert on a synthetic corpus"),
     "finetune-semantic": ("come.commands.finetune_semantic", "fine-tune the semantic shared expert (CLIP)"),
     "pretrain-structure": ("come.commands.pretrain_structure", "MIM-pretrain or load the structure shared expert"),
     "train": ("come.commands.train", "train one detector run"),

@@ -14,13 +14,15 @@ def configure(parser) -> None:
     parser.add_argument("--prompts", required=True, help="JSONL from `come prompts`")
     parser.add_argument("--test", required=True, help="COCO test split for the zero-shot evaluation")
     parser.add_argument("--out", required=True, help="output folder (e.g. results/experts/semantic)")
+    parser.add_argument("--init", default="", help="start from this corpus-pretrained clip.pt "
+                        "(`come pretrain-semantic`); default: experts.semantic's model as built")
 
 
 def run(args) -> int:
     import torch
 
     from come.data.coco import load_coco
-    from come.experts import semantic, semantic_train as st
+    from come.experts import semantic, semantic_pretrain as sp, semantic_train as st
     from come.experts.prompts import LABELS, TEST_PROMPT, class_prompt, read_prompts
     from come.utils.io import write_json
 
@@ -34,7 +36,10 @@ def run(args) -> int:
     records = read_prompts(args.prompts)
     test = load_coco(args.test)
     torch.manual_seed(cfg.train.seed)
-    model, tokenizer, info = semantic.build_clip(sc, sc.temperature)
+    if sc.uses_corpus() and not args.init:
+        print("note: experts.semantic expects a corpus-pretrained model (come pretrain-semantic) but no "
+              "--init was given: fine-tuning the embedded CLIP from random weights")
+    model, tokenizer, info = sp.init_clip(sc, args.init)
     size = info["image_size"]
     ev = st.eval_set(test, cfg.data.root, size)
     before = st.zero_shot(model, tokenizer, ev, info["mean"], info["std"])
@@ -48,7 +53,9 @@ def run(args) -> int:
               "model": info["source"], "loss": sc.loss, "epochs": sc.epochs,
               "n_train_pairs": len(records), "loss_curve": {"step": hist["step_losses"], "epoch": hist["epoch_losses"]},
               "seconds": hist["seconds"], "test": str(args.test), "prompts": str(args.prompts)}
+    result["init"] = str(args.init) if args.init else info["source"]
     eval_path = write_json(out.parent / "semantic_eval.json", result)
+    st.plot_loss(hist, out.parent / "semantic_loss.png", sp.pretrain_curve(args.init) if args.init else None)
     print(f"zero-shot benign/malignant accuracy {after['zero_shot_accuracy']:.3f} "
           f"(generic prompt {after['zero_shot_accuracy_generic_prompt']:.3f}, chance {after['chance_level']:.3f}, "
           f"before fine-tuning {before['zero_shot_accuracy']:.3f}, n={after['n_images']}); "

@@ -267,9 +267,25 @@ class SemanticExpertConfig:
     dhn_beta: float = 0.15                 # DHN-NCE hard-negative weighting temperature (MedCLIP-SAMv2: 0.15)
     lesion_crop_prob: float = 0.3          # training only: share of samples cropped around a lesion
     crop_context: float = 2.5              # lesion crop side = context x the box's longer side
+    augment: bool = False                  # training only: random zoom 0.8-1, brightness/contrast +-20 %
+    # embedded model only (no model_name / local_dir):
+    embedded_vision: str = "resnet10t"     # "vit" (open_clip ViT, 4x128) or a timm model name (random init)
+    pretrain_images_per_source: int = 200  # synthetic image-text corpus standing in for BiomedCLIP's
+    pretrain_seed: int = 1000              #   pretraining; 0 images = start from random weights
+    pretrain_epochs: int = 10
+    pretrain_lr: float = 5e-4
+
+    def uses_corpus(self) -> bool:
+        """True when the embedded CLIP is first pretrained on the synthetic corpus."""
+        return not (self.model_name or self.local_dir) and self.pretrain_images_per_source > 0
 
     def validate(self) -> None:
         """Called by the experts' commands (come.experts)."""
+        if self.pretrain_images_per_source < 0 or self.pretrain_epochs < 1 or self.pretrain_seed < 0:
+            raise ConfigError("experts.semantic: pretrain_images_per_source and pretrain_seed must be >= 0, "
+                              "pretrain_epochs >= 1")
+        if self.pretrain_lr <= 0:
+            raise ConfigError(f"experts.semantic.pretrain_lr: {self.pretrain_lr} must be > 0")
         if not 0.0 <= self.lesion_crop_prob <= 1.0:
             raise ConfigError(f"experts.semantic.lesion_crop_prob: {self.lesion_crop_prob} is not in [0, 1]")
         if self.temperature <= 0 or self.lr <= 0 or self.crop_context < 1.0:
@@ -364,3 +380,7 @@ class Config:
         self.train.validate()
         self.experts.structure.validate()
         self.experts.semantic.validate()
+        sem = self.experts.semantic
+        if sem.uses_corpus() and self.data.source == "synth" and sem.pretrain_seed == self.synth.seed:
+            raise ConfigError(f"experts.semantic.pretrain_seed: {sem.pretrain_seed} equals synth.seed, so the "
+                              "pretraining corpus would contain the benchmark's test images; pick another seed")

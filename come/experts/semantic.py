@@ -5,8 +5,10 @@ Model sources, in order of precedence:
      loaded through open_clip's `local-dir:` schema (offline).
   2. `experts.semantic.model_name`: an open_clip name, e.g. the paper's
      "hf-hub:microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224" (needs the hub or its cache).
-  3. neither: the embedded small CLIP built from `embedded_model_cfg` (small ViT + small text
-     transformer, open_clip's bundled 'simple' BPE tokenizer, random init).
+  3. neither: the embedded small CLIP built from `embedded_model_cfg` (small timm CNN or ViT + small
+     text transformer, open_clip's bundled 'simple' BPE tokenizer, random init), which
+     `come pretrain-semantic` first pretrains on a synthetic image-text corpus
+     (come.experts.semantic_pretrain) before it is fine-tuned like BiomedCLIP.
 
 `encoder.pt` (written by `export_encoder`) holds the vision tower's weights plus everything
 needed to rebuild it (open_clip vision config, embed dim, input size, mean/std), and the text
@@ -31,16 +33,31 @@ FORMAT = "come-semantic-encoder/1"
 
 
 def embedded_model_cfg(cfg: SemanticExpertConfig) -> dict[str, Any]:
-    """open_clip model config of the embedded small CLIP: ViT (4 layers, width 128) on an 8x8 patch
-    grid whatever the input size, text transformer (2 layers, width 64, 32 tokens)."""
-    if cfg.image_size % 8 or cfg.image_size < 32:
-        raise ValueError(f"experts.semantic.image_size: {cfg.image_size} must be a multiple of 8 and >= 32")
-    patch = cfg.image_size // 8
+    """open_clip model config of the embedded small CLIP (random init).
+
+    Vision tower (`embedded_vision`): a timm CNN (default resnet10t, average pooled, linear
+    projection) or "vit" (open_clip ViT: 4 layers, width 128, 8x8 patch grid). Text tower: 2-layer
+    transformer, width 64, 32 tokens. Measured (benchmarks/bench_experts.py): from a few hundred
+    images the CNN learns benign/malignant appearance where the ViT stays near chance.
+    """
+    if cfg.image_size < 32:
+        raise ValueError(f"experts.semantic.image_size: {cfg.image_size} must be >= 32")
+    if cfg.embedded_vision == "vit":
+        if cfg.image_size % 8:
+            raise ValueError(f"experts.semantic.image_size: {cfg.image_size} must be a multiple of 8 for 'vit'")
+        vision = {"image_size": cfg.image_size, "patch_size": cfg.image_size // 8, "layers": 4,
+                  "width": 128, "head_width": 32, "mlp_ratio": 2.0}
+    else:
+        import timm
+        if not timm.is_model(cfg.embedded_vision):
+            raise ValueError(f"experts.semantic.embedded_vision: {cfg.embedded_vision!r} is neither 'vit' "
+                             "nor a timm model name")
+        vision = {"timm_model_name": cfg.embedded_vision, "timm_model_pretrained": False,
+                  "timm_pool": "avg", "timm_proj": "linear", "image_size": cfg.image_size}
     return {
         "embed_dim": cfg.embed_dim,
         "quick_gelu": False,
-        "vision_cfg": {"image_size": cfg.image_size, "patch_size": patch, "layers": 4,
-                       "width": 128, "head_width": 32, "mlp_ratio": 2.0},
+        "vision_cfg": vision,
         "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2,
                      "layers": 2, "mlp_ratio": 2.0},
     }

@@ -97,24 +97,48 @@ def zero_shot(model: nn.Module, tokenizer: Callable, ev: dict, mean, std) -> dic
             "n_images": len(labels), "n_malignant": n_mal, "n_benign": len(labels) - n_mal}
 
 
+def augment(x: Tensor, gen: torch.Generator, zoom: tuple[float, float] = (0.8, 1.0),
+            gain: float = 0.2, contrast: float = 0.2) -> Tensor:
+    """Seeded batch augmentation of images x [B, 3, S, S] in [0, 1]: a random zoom-in (side
+    fraction in `zoom`) at a random position, then brightness x (1 +- gain) and contrast about
+    the image mean x (1 +- contrast). Returns [B, 3, S, S] in [0, 1]."""
+    b = x.shape[0]
+    u = torch.rand(b, 5, generator=gen, dtype=x.dtype)
+    side = zoom[0] + (zoom[1] - zoom[0]) * u[:, 0]                       # [B] kept side fraction
+    theta = torch.zeros(b, 2, 3, dtype=x.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = side
+    theta[:, 0, 2] = (1 - side) * (2 * u[:, 1] - 1)                      # shift within the margin
+    theta[:, 1, 2] = (1 - side) * (2 * u[:, 2] - 1)
+    grid = nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    x = nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    c = (1 + contrast * (2 * u[:, 3] - 1)).view(-1, 1, 1, 1)
+    g = (1 + gain * (2 * u[:, 4] - 1)).view(-1, 1, 1, 1)
+    return ((x - mean) * c + mean).mul(g).clamp(0, 1)
+
+
 def finetune(model: nn.Module, tokenizer: Callable, info: dict, pairs: dict, cfg: Config,
-             log: Callable[[str], None] = print) -> dict:
-    """Contrastive fine-tuning; returns {"step_losses", "epoch_losses", "seconds"}."""
+             log: Callable[[str], None] = print, epochs: int | None = None, lr: float | None = None,
+             stage: str = "semantic") -> dict:
+    """Contrastive training on `pairs` (fine-tuning; the corpus pretraining passes `epochs`/`lr` =
+    experts.semantic.pretrain_epochs/pretrain_lr); returns {"step_losses", "epoch_losses", "seconds"}."""
     sc = cfg.experts.semantic
+    n_epochs = sc.epochs if epochs is None else int(epochs)
+    lr = sc.lr if lr is None else float(lr)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     tokens = tokenizer(pairs["texts"])                          # [T, L]
     n = len(pairs["text_ids"])
     bs = min(sc.batch_size, n)
     steps_per_epoch = max(1, n // bs)
-    total = steps_per_epoch * sc.epochs
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=sc.lr, weight_decay=0.05)
+    total = steps_per_epoch * n_epochs
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
     warm = max(1, total // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     step_losses, epoch_losses, t0 = [], [], time.time()
     model.train()
-    for epoch in range(sc.epochs):
+    for epoch in range(n_epochs):
         perm = torch.randperm(n, generator=gen)
         ep = []
         for s in range(steps_per_epoch):
@@ -123,6 +147,8 @@ def finetune(model: nn.Module, tokenizer: Callable, info: dict, pairs: dict, cfg
             x = to_float(torch.where(use_crop.view(-1, 1, 1, 1), pairs["crop"][idx], pairs["whole"][idx]))
             flip = torch.rand(len(idx), generator=gen) < 0.5
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+            if sc.augment:
+                x = augment(x, gen)
             tid = pairs["text_ids"][idx]
             img = nn.functional.normalize(model.encode_image(normalize(x, info["mean"], info["std"])), dim=-1)
             txt = nn.functional.normalize(model.encode_text(tokens[tid]), dim=-1)
@@ -135,6 +161,33 @@ def finetune(model: nn.Module, tokenizer: Callable, info: dict, pairs: dict, cfg
             ep.append(loss.item())
         step_losses += ep
         epoch_losses.append(float(np.mean(ep)))
-        log(f"semantic epoch {epoch + 1}/{sc.epochs}: loss {epoch_losses[-1]:.4f}")
+        log(f"{stage} epoch {epoch + 1}/{n_epochs}: loss {epoch_losses[-1]:.4f}")
     model.eval()
     return {"step_losses": step_losses, "epoch_losses": epoch_losses, "seconds": time.time() - t0}
+
+
+def plot_loss(hist: dict, path: str | Path, pretrain_epochs: list[float] | None = None) -> Path:
+    """Loss figure: corpus pretraining (when given) then fine-tuning, per step and per epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    panels = ([("corpus pretraining", None, pretrain_epochs)] if pretrain_epochs else []) + \
+        [("fine-tuning on the training prompts", hist["step_losses"], hist["epoch_losses"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.4), squeeze=False)
+    for ax, (title, steps, epochs) in zip(axes[0], panels):
+        if steps:
+            per_epoch = len(steps) / max(1, len(epochs))
+            ax.plot([(i + 1) / per_epoch for i in range(len(steps))], steps, color="0.75", lw=0.8,
+                    label="step")
+        ax.plot(range(1, len(epochs) + 1), epochs, "o-", color="tab:blue", label="epoch mean")
+        ax.set(title=title, xlabel="epoch", ylabel="contrastive loss")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False)
+    fig.suptitle("Semantic expert (CLIP) training loss")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -73,6 +73,13 @@ class Plan:
     def expert_file(self, kind: str) -> str:
         return str(Path(self.experts_root, kind, "encoder.pt"))
 
+    @property
+    def semantic_init(self) -> list[str]:
+        """[clip.pt of `come pretrain-semantic`] when the semantic expert starts from the corpus, else []."""
+        if "semantic" in self.experts_needed and self.cfg.experts.semantic.uses_corpus():
+            return [str(Path(self.experts_root, "semantic_pretrain", "clip.pt"))]
+        return []
+
     def run_dir(self, run_id: str) -> str:
         return self.path("runs", run_id)
 

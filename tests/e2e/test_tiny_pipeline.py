@@ -56,7 +56,8 @@ def test_every_table_and_figure_is_produced(tiny_results):
         assert png.with_suffix(".pdf").exists()
     index = (res / "README.md").read_text()
     assert "table2_main" in index
-    for f in ("semantic_eval.json", "mim_loss.png", "mim_reconstructions.png"):
+    for f in ("semantic_eval.json", "semantic_loss.png", "mim_loss.png", "mim_reconstructions.png",
+              "semantic_pretrain/clip.pt", "semantic_pretrain/corpus_prompts.jsonl"):
         assert (res / "experts" / f).exists(), f
 
 

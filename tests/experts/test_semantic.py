@@ -138,6 +138,7 @@ def test_zero_shot_beats_chance_on_toy_lesions(tmp_path: Path, repo: Path):
     prompts = tmp_path / "p.jsonl"
     assert main(["prompts", "--config", cfgf, "--set", root, "--train", str(train), "--out", str(prompts)]) == 0
     assert main(["finetune-semantic", "--config", cfgf, "--set", root, "--set", "experts.semantic.epochs=6",
+                 "--set", "experts.semantic.pretrain_images_per_source=0", "--set", "experts.semantic.lr=5e-4",
                  "--prompts", str(prompts), "--test", str(test), "--out", str(tmp_path / "e" / "semantic")]) == 0
     ev = read_json(tmp_path / "e" / "semantic_eval.json")
     assert ev["zero_shot_accuracy"] > ev["chance_level"] + 0.1
@@ -161,3 +162,15 @@ def test_timm_vision_tower_roundtrip(tmp_path: Path):
     enc = semantic.load_encoder(path)
     x = torch.randn(1, 3, 224, 224)
     assert torch.allclose(enc(x), F.normalize(model.eval().encode_image(x), dim=-1), atol=1e-5)
+
+
+def test_augment_is_seeded_bounded_and_identity_when_off():
+    from come.experts.semantic_train import augment
+
+    x = torch.rand(4, 3, 32, 32)
+    a = augment(x, torch.Generator().manual_seed(3))
+    b = augment(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == x.shape and 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert not torch.allclose(a, x)
+    same = augment(x, torch.Generator().manual_seed(3), zoom=(1.0, 1.0), gain=0.0, contrast=0.0)
+    assert torch.allclose(same, x, atol=1e-5)

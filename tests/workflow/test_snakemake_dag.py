@@ -42,13 +42,16 @@ def test_paper_dry_run_lists_a_job_for_every_paper_cell(monkeypatch):
     for rule in ("fetch", "convert", "datacard", "split", "merge", "prompts", "pretrain_structure",
                  "finetune_semantic", "summarize", "tables", "figures", "report"):
         assert re.search(rf"^rule {rule}:|^localrule {rule}:", out, re.M), rule
+    assert "rule pretrain_semantic:" not in out and "--init" not in out   # BiomedCLIP is pretrained
     assert "rule synth:" not in out            # real data: fetch + convert instead
 
 
 def test_embedded_and_tiny_dry_runs():
-    out = snakemake("-n", "all").stdout
+    out = snakemake("-n", "-p", "all").stdout
     assert "rule synth:" in out and "rule fetch:" not in out
     assert len(re.findall(r"^rule train_run:", out, re.M)) == 56
+    # the embedded CLIP is pretrained on the synthetic corpus, then fine-tuned from it
+    assert "rule pretrain_semantic:" in out and "--init results/experts/semantic_pretrain/clip.pt" in out
     out = snakemake("-n", "all", "--configfile", "config/tiny.yaml").stdout
     assert len(re.findall(r"^rule train_run:", out, re.M)) == 2   # tiny-dino, tiny-come
     assert "rule pretrain_structure:" in out   # the COME run needs the shared experts

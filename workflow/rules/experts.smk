@@ -29,13 +29,40 @@ rule pretrain_structure:
         " --out {params.out} > {log} 2>&1"
 
 
+rule pretrain_semantic:
+    # Only for the embedded CLIP (no BiomedCLIP): a synthetic image-text corpus with its own seed
+    # stands in for BiomedCLIP's pretraining (come.experts.semantic_pretrain).
+    output:
+        clip=f"{EXPERTS}/semantic_pretrain/clip.pt",
+        log=f"{EXPERTS}/semantic_pretrain/pretrain_log.json",
+    log:
+        f"{LOGS}/experts/semantic_pretrain.log",
+    benchmark:
+        f"{BENCH}/experts/semantic_pretrain.tsv"
+    threads: CFG.workflow.experts_threads
+    resources:
+        mem_mb=CFG.workflow.train_mem_mb,
+        runtime=CFG.workflow.train_runtime_min,
+        gpu=min(CFG.workflow.train_gpus, 1),
+        **SLURM,
+    conda:
+        CONDA_ENV
+    params:
+        cfg=COME_CONFIG,
+        out=parent("clip"),
+    shell:
+        "come pretrain-semantic --config {params.cfg} --out {params.out} > {log} 2>&1"
+
+
 rule finetune_semantic:
     input:
         prompts=PLAN.prompts,
         test=PLAN.merged("all", "test"),
+        init=PLAN.semantic_init,
     output:
         encoder=f"{EXPERTS}/semantic/encoder.pt",
         evaluation=f"{EXPERTS}/semantic_eval.json",
+        loss=f"{EXPERTS}/semantic_loss.png",
     log:
         f"{LOGS}/experts/semantic.log",
     benchmark:
@@ -53,7 +80,9 @@ rule finetune_semantic:
         out=parent("encoder"),
     shell:
         "come finetune-semantic --config {params.cfg} --prompts {input.prompts}"
-        " --test {input.test} --out {params.out} > {log} 2>&1"
+        " --test {input.test} --out {params.out}"
+        + (" --init {input.init}" if PLAN.semantic_init else "")
+        + " > {log} 2>&1"
 
 
 rule experts:
