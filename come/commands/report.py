@@ -29,7 +29,7 @@ def run(args) -> int:
     out = Path(args.out or results / "README.md")
     text = build_index(results, Path(args.tables or results / "tables"), Path(args.figures or results / "figures"),
                        paper_layouts(cfg.paper_tables), discover_runs(args.runs or results / "runs"),
-                       args.config, yaml.safe_dump(to_dict(cfg), sort_keys=True))
+                       args.config, yaml.safe_dump(to_dict(cfg), sort_keys=True), experts=Path(cfg.experts.root))
     atomic_write_bytes(out, text.encode())
     print(f"wrote {out}")
     return 0

@@ -60,8 +60,33 @@ def pipeline_span(logs: Path) -> Optional[tuple[str, str, float]]:
     return iso[0], iso[1], times[-1] - times[0]
 
 
+EXPERT_FIGURES = (("semantic_loss.png", "semantic expert: contrastive loss (corpus pretraining, fine-tuning)"),
+                  ("mim_loss.png", "structure expert: MIM loss"),
+                  ("mim_reconstructions.png", "structure expert: masked inputs and reconstructions"))
+
+
+def experts_section(results: Path, experts: Path) -> list[str]:
+    """Markdown lines on the shared experts: zero-shot accuracy vs chance, their figures."""
+    lines = ["", "## Shared experts", ""]
+    ev_path = experts / "semantic_eval.json"
+    if ev_path.is_file():
+        ev = read_json(ev_path)
+        lines.append(f"- semantic expert ({ev.get('model', '?')}): zero-shot benign/malignant accuracy "
+                     f"{ev['zero_shot_accuracy']:.3f} on {ev['n_images']} held-out lesion images vs chance "
+                     f"(majority class) {ev['chance_level']:.3f}, one-sided binomial p = "
+                     f"{ev['p_value_vs_chance']:.2g}; before fine-tuning {ev['zero_shot_accuracy_before_finetune']:.3f}")
+    figs = [(experts / name, what) for name, what in EXPERT_FIGURES if (experts / name).is_file()]
+    for path, what in figs:
+        rel = path.relative_to(results) if path.is_relative_to(results) else path
+        lines.append(f"- [{path.name}]({rel}): {what}")
+    if len(lines) == 3:
+        lines.append("No shared expert was built (no COME run in the grid).")
+    return lines
+
+
 def build_index(results: Path, tables_dir: Path, figures_dir: Path, layouts: dict[str, TableLayout],
-                runs: list[RunInfo], config_path: str, config_text: str, repo: Path = Path(".")) -> str:
+                runs: list[RunInfo], config_path: str, config_text: str, repo: Path = Path("."),
+                experts: Path | None = None) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     digest = hashlib.sha256(config_text.encode()).hexdigest()[:12]
     lines = ["# COME-Repro results", "",
@@ -93,6 +118,8 @@ def build_index(results: Path, tables_dir: Path, figures_dir: Path, layouts: dic
             lines.append(f"- [{e['name']}]({rel}): {e['description']}")
         else:
             lines.append(f"- {e['name']}: {e['description']} -- skipped: {e['reason']}")
+    if experts is not None:
+        lines += experts_section(results, experts)
     lines += ["", "## Runs", ""]
     if not runs:
         lines.append("No run has produced metrics.json yet.")

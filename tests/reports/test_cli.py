@@ -74,3 +74,18 @@ def test_bad_run_file_gives_clear_error(fake_results, tmp_path, capsys):
                "--out", str(tmp_path / "s.csv")])
     assert rc == 1
     assert "topk-2/metrics.json: 'datasets' must be an object" in capsys.readouterr().err
+
+
+def test_index_reports_the_shared_experts(tmp_path):
+    from come.reports.index import experts_section
+    from come.utils.io import write_json
+
+    results, experts = tmp_path / "results", tmp_path / "results" / "experts"
+    assert "No shared expert was built" in "\n".join(experts_section(results, experts))
+    write_json(experts / "semantic_eval.json", {"model": "embedded", "zero_shot_accuracy": 0.807, "n_images": 57,
+                                                "chance_level": 0.544, "p_value_vs_chance": 3e-5,
+                                                "zero_shot_accuracy_before_finetune": 0.772})
+    (experts / "mim_loss.png").write_bytes(b"png")
+    text = "\n".join(experts_section(results, experts))
+    assert "accuracy 0.807 on 57 held-out lesion images vs chance (majority class) 0.544" in text
+    assert "[mim_loss.png](experts/mim_loss.png)" in text and "semantic_loss.png" not in text
