@@ -55,7 +55,7 @@ def run(args) -> int:
               "seconds": hist["seconds"], "test": str(args.test), "prompts": str(args.prompts)}
     result["init"] = str(args.init) if args.init else info["source"]
     eval_path = write_json(out.parent / "semantic_eval.json", result)
-    st.plot_loss(hist, out.parent / "semantic_loss.png", sp.pretrain_curve(args.init) if args.init else None)
+    st.plot_loss(hist, out.parent / "semantic_loss.png", info.get("pretrain_epoch_losses"))
     print(f"zero-shot benign/malignant accuracy {after['zero_shot_accuracy']:.3f} "
           f"(generic prompt {after['zero_shot_accuracy_generic_prompt']:.3f}, chance {after['chance_level']:.3f}, "
           f"before fine-tuning {before['zero_shot_accuracy']:.3f}, n={after['n_images']}); "

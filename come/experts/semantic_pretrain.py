@@ -26,7 +26,7 @@ from torch import nn
 from come.config.schema import Config, ConfigError, SemanticExpertConfig
 from come.data.coco import load_coco, merge
 from come.experts.prompts import build_prompt_records, write_jsonl
-from come.experts.semantic import embedded_model_cfg
+from come.experts.semantic import build_clip, embedded_model_cfg
 from come.utils.io import write_json
 from come.utils.torchio import load_payload, save_payload
 
@@ -73,7 +73,8 @@ def save_clip(model: nn.Module, info: dict, path: str | Path, extra: dict | None
 
 
 def load_clip(path: str | Path, cfg: SemanticExpertConfig) -> tuple[nn.Module, Callable, dict]:
-    """(model, tokenizer, info) from `clip.pt`; its model config must be the one `cfg` builds."""
+    """(model, tokenizer, info) from `clip.pt`; its model config must be the one `cfg` builds.
+    info["pretrain_epoch_losses"]: the per-epoch pretraining losses stored with it (loss figure)."""
     path = Path(path)
     payload = load_payload(path, "pretrained semantic CLIP", FORMAT,
                            f"come pretrain-semantic --config C --out {path.parent}")
@@ -88,25 +89,16 @@ def load_clip(path: str | Path, cfg: SemanticExpertConfig) -> tuple[nn.Module, C
         raise ValueError(f"{path}: weights do not match the stored model config: {exc}") from None
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=want["text_cfg"]["context_length"])
     info = {"model_cfg": want, "image_size": payload["image_size"], "mean": payload["mean"],
-            "std": payload["std"], "source": f"embedded, pretrained: {path}"}
+            "std": payload["std"], "source": f"embedded, pretrained: {path}",
+            "pretrain_epoch_losses": [float(v) for v in payload["extra"].get("epoch_losses", [])]}
     return model.eval(), tokenizer, info
 
 
 def init_clip(cfg: SemanticExpertConfig, init: str | Path | None) -> tuple[nn.Module, Callable, dict]:
     """The model to fine-tune: `init` (a clip.pt) when given, else `semantic.build_clip`."""
-    from come.experts.semantic import build_clip
-
     if init:
         if cfg.model_name or cfg.local_dir:
             raise ConfigError(f"--init {init}: a corpus-pretrained checkpoint replaces only the embedded model; "
                               "experts.semantic.model_name / local_dir are set")
         return load_clip(init, cfg)
     return build_clip(cfg, cfg.temperature)
-
-
-
-def pretrain_curve(path: str | Path) -> list[float]:
-    """Per-epoch pretraining losses stored in `clip.pt` (for the loss figure)."""
-    payload = load_payload(path, "pretrained semantic CLIP", FORMAT,
-                           f"come pretrain-semantic --config C --out {Path(path).parent}")
-    return [float(v) for v in payload.get("extra", {}).get("epoch_losses", [])]

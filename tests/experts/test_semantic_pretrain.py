@@ -59,7 +59,7 @@ def test_clip_checkpoint_roundtrip_and_errors(tmp_path: Path):
     model.eval()
     assert torch.equal(model.encode_image(x), m2.encode_image(x))
     assert torch.equal(model.encode_text(tok(["a b"])), m2.encode_text(tok2(["a b"])))
-    assert sp.pretrain_curve(path) == [2.0, 1.5]
+    assert info2["pretrain_epoch_losses"] == [2.0, 1.5]
     with pytest.raises(ValueError, match=r"clip.pt: pretrained with another model config"):
         sp.load_clip(path, SemanticExpertConfig(image_size=32, embed_dim=32))
     bad = tmp_path / "bad.pt"
