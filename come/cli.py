@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "figures": ("come.commands.figures", "draw the paper figures"),
     "report": ("come.commands.report", "write results/README.md, the index of tables and figures"),
     "config": ("come.commands.config", "show the resolved config or export its JSON schema"),
+    "readme": ("come.commands.readme", "regenerate README.md's Measured table and demo preview"),
 }
 
 
