@@ -118,6 +118,10 @@ class FFNConfig:
     coarse_k: int = 8
     multistep_rounds: int = 5
     multistep_k: int = 4
+    # Multi-Step reading (docs/method.md#clustering): "residual" = step t clusters what steps < t
+    # left unexplained; "repeat" = K-means re-run from the previous centres (degenerate ablation)
+    multistep_mode: Literal["residual", "repeat"] = "residual"
+    multistep_min_frac: float = 0.05       # clusters below this share of an image's tokens merged
     kmeans_iters: int = 10
     use_ste: bool = True                   # structure shared expert
     use_see: bool = True                   # semantic shared expert
@@ -141,6 +145,8 @@ class FFNConfig:
         for key in ("fine_k", "coarse_k", "multistep_k", "multistep_rounds"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.ffn.{key}: {getattr(self, key)} must be >= 1")
+        if not 0 <= self.multistep_min_frac < 1:
+            raise ConfigError(f"model.ffn.multistep_min_frac: {self.multistep_min_frac} must be in [0, 1)")
         for key in ("kmeans_iters", "structure_dim", "semantic_dim", "gate_noise",
                     "balance_weight", "route_weight", "trace_weight"):
             if getattr(self, key) < 0:

@@ -11,11 +11,16 @@ Init: given centres, or k-means++ with a seeded private generator (deterministic
 the global RNG). Empty cluster: keeps its previous centre. Fewer valid tokens than k: centres
 repeat (k-means++ draws with replacement once every token is a centre).
 
-Strategies (paper 3.2.3):
+Strategies (paper 3.2.3; docs/method.md, section clustering):
 - fine2coarse: K-means to `fine_k` centres, the centres (those with members) K-means'd to
   `coarse_k`; a token's feature is the coarse centre of its fine cluster.
-- multistep: `rounds` K-means runs with k=`multistep_k`, round r initialised from round r-1's
-  centres (round 1: k-means++); feature = the token's final centre.
+- multistep (`multistep_mode`): "residual" (default): step t clusters (k=`multistep_k`) the
+  residual the steps < t left unexplained (r_1 = x, r_{t+1} = r_t - c_t[a_t]), so each step
+  finds a new attribute subspace with the previous steps as its prior; clusters holding fewer
+  than `multistep_min_frac` of an image's valid tokens are suppressed (members merged into the
+  nearest remaining centre, centres re-estimated); feature = sum of the steps' centres of the
+  token (its reconstruction). "repeat": the literal reading, K-means re-run on x from the
+  previous centres (one longer K-means: labels repeat; kept only as the ablation).
 - mixing: both, feature = the mean of the two features (our choice; the paper is silent).
 """
 from __future__ import annotations
@@ -118,12 +123,51 @@ class Fine2Coarse:
         return ClusterOutput(gather_centres(cc, coarse), {"fine": fa, "coarse": coarse})
 
 
+def suppress_small(x: Tensor, centres: Tensor, a: Tensor, w: Tensor, min_frac: float
+                   ) -> tuple[Tensor, Tensor]:
+    """Merge clusters with fewer than `min_frac` of an image's valid tokens into the nearest
+    kept centre, then re-estimate the kept centres -> (centres [B, k, D], assignment [B, N]).
+    The largest cluster of an image is always kept; merged centres stay (without members)."""
+    if min_frac <= 0:
+        return centres, a
+    k = centres.shape[1]
+    counts = torch.zeros(centres.shape[:2], dtype=x.dtype, device=x.device).scatter_add_(1, a, w)
+    keep = counts >= min_frac * w.sum(1, keepdim=True)                     # [B, k]
+    keep.scatter_(1, counts.argmax(1, keepdim=True), True)
+    if bool(keep.all()):
+        return centres, a
+    d = sq_dists(x, centres).masked_fill(~keep[:, None, :], float("inf"))  # [B, N, k]
+    a = d.argmin(-1)
+    return update(x, a, centres, w), a
+
+
 class MultiStep:
-    def __init__(self, k: int = 4, rounds: int = 5, iters: int = 10, seed: int = 0):
+    """Multi-Step clustering (see the module docstring): `mode` "residual" or "repeat"."""
+
+    def __init__(self, k: int = 4, rounds: int = 5, iters: int = 10, seed: int = 0,
+                 mode: str = "residual", min_frac: float = 0.05):
+        if mode not in ("residual", "repeat"):
+            raise ValueError(f"model.ffn.multistep_mode: {mode!r} must be 'residual' or 'repeat'")
         self.k, self.rounds, self.iters, self.seed = k, rounds, iters, seed
+        self.mode, self.min_frac = mode, float(min_frac)
 
     @torch.no_grad()
     def __call__(self, x: Tensor, valid: Optional[Tensor] = None) -> ClusterOutput:
+        if self.mode == "repeat":
+            return self._repeat(x, valid)
+        x = x.detach()
+        w = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device) if valid is None else valid.to(x.dtype)
+        r, feature, labels = x, torch.zeros_like(x), {}
+        for t in range(self.rounds):
+            centres, a, _ = kmeans(r, self.k, self.iters, valid, seed=self.seed + t)
+            centres, a = suppress_small(r, centres, a, w, self.min_frac)
+            part = gather_centres(centres, a)                                  # [B, L, D]
+            feature = feature + part
+            r = r - part
+            labels[f"step{t + 1}"] = a
+        return ClusterOutput(feature, labels)
+
+    def _repeat(self, x: Tensor, valid: Optional[Tensor]) -> ClusterOutput:
         centres, labels = None, {}
         for r in range(self.rounds):
             centres, a, _ = kmeans(x, self.k, self.iters, valid, init=centres, seed=self.seed)
@@ -144,7 +188,8 @@ class Mixing:
 def build_clusterer(cfg: FFNConfig, seed: int = 0):
     """The clustering strategy of `cfg.clustering`, or None for "none"."""
     f2c = Fine2Coarse(cfg.fine_k, cfg.coarse_k, cfg.kmeans_iters, seed)
-    ms = MultiStep(cfg.multistep_k, cfg.multistep_rounds, cfg.kmeans_iters, seed)
+    ms = MultiStep(cfg.multistep_k, cfg.multistep_rounds, cfg.kmeans_iters, seed,
+                   cfg.multistep_mode, cfg.multistep_min_frac)
     table = {"fine2coarse": f2c, "multistep": ms, "mixing": Mixing(f2c, ms), "none": None}
     if cfg.clustering not in table:
         raise ValueError(f"model.ffn.clustering: {cfg.clustering!r} not in {sorted(table)}")
