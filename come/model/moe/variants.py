@@ -40,7 +40,8 @@ def build_moe_layer(cfg: FFNConfig, d_model: int, temperature: float = 1.0,
         backend = "native"
     return MoELayer(d_model, cfg.hidden_dim, cfg.num_experts, cfg.top_k, cfg.capacity_factor,
                     cfg.gate_noise, cfg.normalize_gate, cfg.batch_prioritized_routing,
-                    cfg.activation, cfg.dropout, temperature, backend)
+                    cfg.activation, cfg.dropout, temperature, backend,
+                    fc2_bias=cfg.fc2_bias, init_std=cfg.init_std)
 
 
 def routed_labels(info: RoutingInfo, labels: Tensor) -> Tensor:
