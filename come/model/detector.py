@@ -141,7 +141,11 @@ class DINO(nn.Module):
 def build_detector(cfg: Config) -> DINO:
     """The DINO detector of `cfg.model` (num_classes from `cfg.data.class_mode`)."""
     cfg.model.validate()
-    return DINO(cfg)
+    model = DINO(cfg)
+    if cfg.model.ffn.type in ("moe", "damex", "come"):
+        from .moe import set_trace_sources      # routing targets per training source
+        set_trace_sources(model, list(cfg.run.train_datasets))
+    return model
 
 
 def build_criterion(cfg: Config) -> SetCriterion:

@@ -48,7 +48,9 @@ def test_counts_summary_and_files(tmp_path):
     assert top1.sum() == 3 * 2 * 60 and top1[1].sum() == 0     # source -1 not counted, BUV absent
     assert rec.total(rec.topk).sum() == 2 * top1.sum()
     assert 0.0 < s["dropped_fraction"] < 1.0                    # capacity factor 1.0 drops some
-    assert s["per_source"]["BUSI"]["diagonal_share"] == pytest.approx(top1[0, 0] / top1[0].sum())
+    # E=4, S=3 (BUSI, BUV | DDTI): BUSI owns experts [0, 1] (old: expert 0 only = 0 % 4)
+    assert s["per_source"]["BUSI"]["experts"] == [0, 1] and s["per_source"]["DDTI"]["experts"] == [3]
+    assert s["per_source"]["BUSI"]["diagonal_share"] == pytest.approx(top1[0, :2].sum() / top1[0].sum())
     assert s["clustering_ms_per_forward"] > 0 and clustering_time_ms(model) > 0
     paths = rec.save(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} >= {"routing.csv", "routing.png",

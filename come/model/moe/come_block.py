@@ -11,7 +11,8 @@ Fusion (Eq. 1): "concat" -> Linear(nD, D) over [STE, SEE, S2E] with n = 1 + use_
 (a switched-off expert is left out; one switched on but absent from ctx contributes zeros);
 with n = 1 (-DSE) the S2E output is used directly. "sum" -> S2E + STE + SEE (absent = 0).
 Aux: "moe_balance" = balance_weight * balance loss; "come_trace" = trace_weight * CE(clean
-router probabilities, source_id % E) when cfg.use_trace_loss.
+router probabilities, soft target uniform over the source's expert block; labels.py) when
+cfg.use_trace_loss.
 `last_cluster_ms` holds the clustering wall time of the last forward.
 """
 from __future__ import annotations
@@ -84,7 +85,7 @@ class COMEFFN(RoutedFFN):
         if self.cfg.balance_weight > 0:
             aux["moe_balance"] = self.cfg.balance_weight * info.balance
         if self.cfg.use_trace_loss and self.cfg.trace_weight > 0:
-            ce = label_ce(info, labels)
+            ce = label_ce(info, labels, self.trace_target)
             if ce is not None:
                 aux["come_trace"] = self.cfg.trace_weight * ce
         return aux
