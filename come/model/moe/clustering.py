@@ -8,7 +8,9 @@
 K-means: Lloyd iterations over the valid tokens of each image, a fixed number of iterations,
 then a final assignment to the final centres (as scikit-learn's Lloyd with max_iter=iters).
 Init: given centres, or k-means++ with a seeded private generator (deterministic, never touches
-the global RNG). Empty cluster: keeps its previous centre. Fewer valid tokens than k: centres
+the global RNG; inverse-CDF draws, so tokens outside `valid` change no draw). `valid` marks the
+tokens that estimate the centres; every token (valid or not) gets the nearest final centre, which
+is how COME assigns denoising queries to centres fitted on the matching queries. Empty cluster: keeps its previous centre. Fewer valid tokens than k: centres
 repeat (k-means++ draws with replacement once every token is a centre).
 
 Strategies (paper 3.2.3; docs/method.md, section clustering):
@@ -46,6 +48,15 @@ def sq_dists(x: Tensor, c: Tensor) -> Tensor:
     return d.clamp_min(0)
 
 
+def draw(w: Tensor, gen: torch.Generator) -> Tensor:
+    """One index per row of w [B, N] (>= 0, positive row sums) with probability w / sum(w), by
+    inverse-CDF sampling: zero-weight tokens (padding, denoising queries) anywhere in the row
+    leave the drawn token unchanged."""
+    c = w.cumsum(1)
+    u = torch.rand(w.shape[0], 1, generator=gen, device=w.device, dtype=c.dtype) * c[:, -1:]
+    return torch.searchsorted(c, u, right=True).clamp_max(w.shape[1] - 1).squeeze(1)
+
+
 def kmeanspp_init(x: Tensor, k: int, valid: Optional[Tensor] = None, seed: int = 0) -> Tensor:
     """k-means++ centres [B, k, D] drawn among the valid tokens with a seeded generator."""
     b, n, _ = x.shape
@@ -53,13 +64,13 @@ def kmeanspp_init(x: Tensor, k: int, valid: Optional[Tensor] = None, seed: int =
     w_valid = torch.ones(b, n, device=x.device) if valid is None else valid.float()
     w_valid = torch.where(w_valid.sum(1, keepdim=True) > 0, w_valid, torch.ones_like(w_valid))
     rows = torch.arange(b, device=x.device)
-    first = torch.multinomial(w_valid, 1, generator=gen).squeeze(1)
+    first = draw(w_valid, gen)
     centres = [x[rows, first]]
     closest = sq_dists(x, centres[0][:, None]).squeeze(2)                 # [B, N]
     for _ in range(1, k):
         w = closest * w_valid
         w = torch.where(w.sum(1, keepdim=True) > 0, w, w_valid)           # all covered: uniform
-        nxt = torch.multinomial(w, 1, generator=gen).squeeze(1)
+        nxt = draw(w, gen)
         centres.append(x[rows, nxt])
         closest = torch.minimum(closest, sq_dists(x, centres[-1][:, None]).squeeze(2))
     return torch.stack(centres, 1)

@@ -2,8 +2,10 @@
 
     y [B, L, D], aux = COMEFFN(cfg, D, stage, layer_idx)(x [B, L, D], ctx)
 
-S2E: per image, the non-padded tokens are clustered (`cfg.clustering`, no gradients); the
-router input is reduce(concat(x, cluster feature)) with reduce = Linear(2D, D) (gradients flow
+S2E: per image, the non-padded tokens are clustered (`cfg.clustering`, no gradients): the
+centres are fitted on the matching tokens only (not the first ctx.num_denoising denoising
+queries, which exist in training only) and every token takes its nearest centre, so training
+and test see the same centres (docs/method.md#dn-clustering). The router input is reduce(concat(x, cluster feature)) with reduce = Linear(2D, D) (gradients flow
 through the token part and `reduce`); clustering "none" routes on x alone. The router is the
 bias-free gate with a temperature: softmax(logits / cfg.temperature), Top-K, tutel capacity.
 Shared experts: SharedProjections (come/model/moe/shared.py) turn ctx.shared into [B, L, D].
@@ -47,13 +49,19 @@ class COMEFFN(RoutedFFN):
     def _temperature(self) -> float:
         return self.cfg.temperature
 
-    def cluster(self, x: Tensor, pad: Optional[Tensor]) -> tuple[Tensor, Optional[dict[str, Tensor]]]:
-        """Router input [B, L, D] and the cluster labels (None without clustering)."""
+    def cluster(self, x: Tensor, pad: Optional[Tensor], num_dn: int = 0
+                ) -> tuple[Tensor, Optional[dict[str, Tensor]]]:
+        """Router input [B, L, D] and the cluster labels (None without clustering); centres from
+        the non-padded tokens after the first `num_dn` (denoising queries), all tokens assigned."""
         if self.clusterer is None:
             self.last_cluster_ms = 0.0
             return x, None
+        fit = None if pad is None else ~pad
+        if num_dn > 0:
+            fit = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if fit is None else fit.clone()
+            fit[:, :num_dn] = False
         t0 = time.perf_counter()
-        out = self.clusterer(x.detach(), None if pad is None else ~pad)
+        out = self.clusterer(x.detach(), fit)
         self.last_cluster_ms = (time.perf_counter() - t0) * 1000.0
         feat = out.feature.to(x.dtype)
         return self.reduce(torch.cat([x, feat], -1)), out.labels
@@ -61,7 +69,7 @@ class COMEFFN(RoutedFFN):
     def forward(self, x: Tensor, ctx: FFNContext) -> tuple[Tensor, dict[str, Tensor]]:
         b, l, d = x.shape
         xf, valid, labels = self._flat(x, ctx)
-        r, clusters = self.cluster(x, ctx.key_padding_mask)
+        r, clusters = self.cluster(x, ctx.key_padding_mask, ctx.num_denoising)
         y, info = self.moe(xf, r.reshape(b * l, d), valid)
         self._record(info, ctx, x, clusters)
         y = self._fuse(y.view(b, l, d), ctx, b, l)
