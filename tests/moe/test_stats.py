@@ -70,3 +70,24 @@ def test_no_routed_layers_saves_nothing(tmp_path):
     with record_routing(model, SOURCES) as rec:
         pass
     assert rec.save(tmp_path) == {} and not any(tmp_path.iterdir())
+
+
+def test_device_clock_synchronises_cuda_before_reading(monkeypatch):
+    """Table 6 on GPU (issue 12 item 10): the clock waits for queued CUDA kernels. Fails on the
+    old code (no device_clock; COME read time.perf_counter right after launching the kernels)."""
+    from come.model.moe import come_block, stats
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    stats.device_clock(torch.device("cpu"))
+    assert calls == []
+    stats.device_clock(torch.device("cuda", 0))
+    assert calls == [torch.device("cuda", 0)]
+
+    seen = []
+    real = stats.device_clock
+    monkeypatch.setattr(come_block, "device_clock", lambda dev: seen.append(dev) or real(dev))
+    ffn = build_ffn(FFNConfig(type="come", hidden_dim=32, num_experts=4, top_k=2, use_ste=False,
+                              use_see=False, kmeans_iters=2), 16, "decoder", 0).eval()
+    ffn(torch.randn(2, 20, 16), FFNContext(source_ids=torch.tensor([0, 1])))
+    assert seen == [torch.device("cpu")] * 2 and ffn.last_cluster_ms > 0

@@ -15,11 +15,11 @@ with n = 1 (-DSE) the S2E output is used directly. "sum" -> S2E + STE + SEE (abs
 Aux: "moe_balance" = balance_weight * balance loss; "come_trace" = trace_weight * CE(clean
 router probabilities, soft target uniform over the source's expert block; labels.py) when
 cfg.use_trace_loss.
-`last_cluster_ms` holds the clustering wall time of the last forward.
+`last_cluster_ms` holds the clustering wall time of the last forward (CUDA synchronised before
+each clock read: stats.device_clock).
 """
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import torch
@@ -31,6 +31,7 @@ from come.model.ffn import FFNContext, register_ffn
 from .clustering import build_clusterer
 from .layer import RoutingInfo
 from .shared import SharedProjections
+from .stats import device_clock
 from .variants import RoutedFFN, label_ce
 
 
@@ -60,9 +61,9 @@ class COMEFFN(RoutedFFN):
         if num_dn > 0:
             fit = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if fit is None else fit.clone()
             fit[:, :num_dn] = False
-        t0 = time.perf_counter()
+        t0 = device_clock(x.device)
         out = self.clusterer(x.detach(), fit)
-        self.last_cluster_ms = (time.perf_counter() - t0) * 1000.0
+        self.last_cluster_ms = (device_clock(x.device) - t0) * 1000.0
         feat = out.feature.to(x.dtype)
         return self.reduce(torch.cat([x, feat], -1)), out.labels
 

@@ -15,6 +15,7 @@ sample (<= `sample_size` tokens, reservoir-sampled with a fixed seed) comes from
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -30,6 +31,15 @@ from .variants import RoutedFFN
 
 def routed_layers(model: nn.Module) -> list[RoutedFFN]:
     return [m for m in model.modules() if isinstance(m, RoutedFFN)]
+
+
+def device_clock(device: torch.device) -> float:
+    """time.perf_counter() (s) once the device's queued work is done: CUDA kernels run
+    asynchronously, so a clock read without torch.cuda.synchronize would time the launch only
+    (Table 6's clustering time on GPU). CPU: no wait."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def clustering_time_ms(model: nn.Module) -> float:
