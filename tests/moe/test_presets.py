@@ -98,3 +98,29 @@ def test_default_experts_keep_linear_init_and_fc2_bias():
     ex = build_detector(cfg).decoder.layers[0].ffn.ffn.moe.experts
     assert "b2" in dict(ex.named_parameters())
     assert float(ex.w1.detach().std()) > 0.05
+
+
+@pytest.mark.parametrize("method", ["DAMEX", "DINO-MoE"] + COME)
+def test_each_preset_trains_on_the_embedded_depth(method):
+    """The presets as the embedded demo resolves them (2 decoder layers: MoE in layer 0 only)
+    take training steps with finite losses and their own auxiliary loss."""
+    from come.model.detector import build_criterion, build_detector
+
+    from .test_detector_integration import inputs
+
+    cfg = preset_config(method, dec_layers=2, enc_layers=2)
+    cfg.model.ffn.kmeans_iters = 2
+    assert cfg.model.ffn.layers == [0]
+    torch.manual_seed(0)
+    model, crit = build_detector(cfg).train(), build_criterion(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    images, pad, src, targets, _ = inputs()
+    for _ in range(2):
+        out = model(images, pad, src, targets)
+        loss = crit(out, targets)["loss"] + sum(out["aux_ffn"].values())
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    expected = {"DAMEX": {"damex_route"}, "DINO-MoE": {"moe_balance"}}.get(method, {"moe_balance", "come_trace"})
+    assert set(out["aux_ffn"]) == expected
