@@ -1,14 +1,17 @@
 """MoE benchmarks: routed layer vs dense FFN at equal active parameters; clustering cost.
 
-    .venv/bin/python benchmarks/bench_moe.py [--reps 3] [--threads 1] [--quick]
+    .venv/bin/python benchmarks/bench_moe.py [--reps 3] [--threads 1] [--quick] [--device cpu]
+                                             [--only layers|clustering|step]
 
 1. Forward+backward time of MoELayer (both dispatch implementations, "bmm" and "loop") vs a
    dense FFN, tokens = 4 x 1000, D = 256, dense hidden 2048, expert hidden 2048 // K (so the
    K active experts hold the dense FFN's parameters and FLOPs), capacity factor 1.25 (paper),
    E in {4, 8, 10}, K in {1..4}. Target: routed <= 1.5 x dense.
-2. Clustering per call (Fine2Coarse, Multi-Step, Mixing) on the tokens of 4 images, and its
-   share of a measured training step of the embedded default detector with COME in every
-   encoder/decoder layer (batch 4, 128 px). Target: Fine2Coarse <= 15 % of a step.
+2. Clustering per call (Fine2Coarse, Multi-Step residual and repeat, Mixing) on the tokens of
+   4 images, with the Multi-Step / Fine2Coarse time ratio beside the paper's (Table 6: 615 / 132
+   = 4.7x, read from config/paper_tables.csv), and its share of a measured training step of the
+   embedded default detector with COME in every encoder/decoder layer (batch 4, 128 px).
+   Target: Fine2Coarse <= 15 % of a step. `--device cuda` times the calls on GPU (synchronised).
 """
 from __future__ import annotations
 
@@ -21,23 +24,24 @@ from torch import nn
 from come.config.schema import Config, FFNConfig
 from come.model.moe.clustering import build_clusterer
 from come.model.moe.layer import MoELayer
-from come.model.moe.stats import clustering_time_ms
+from come.model.moe.stats import clustering_time_ms, device_clock
 
 
-def clock() -> float:
-    """CPU time of this process (s): with one torch thread it is the compute time, unaffected
-    by other processes competing for the cores (wall time on a shared machine is not)."""
-    return time.process_time()
+def clock(device: torch.device = torch.device("cpu")) -> float:
+    """CPU: CPU time of this process (s): with one torch thread it is the compute time,
+    unaffected by other processes competing for the cores (wall time on a shared machine is
+    not). CUDA: wall time after torch.cuda.synchronize (stats.device_clock)."""
+    return time.process_time() if device.type == "cpu" else device_clock(device)
 
 
-def timed(fn, reps: int) -> float:
-    """Best CPU time (ms) of fn() over `reps` runs after one warm-up."""
+def timed(fn, reps: int, device: torch.device = torch.device("cpu")) -> float:
+    """Best time (ms) of fn() over `reps` runs after one warm-up."""
     fn()
     out = []
     for _ in range(reps):
-        t0 = clock()
+        t0 = clock(device)
         fn()
-        out.append((clock() - t0) * 1000)
+        out.append((clock(device) - t0) * 1000)
     return min(out)
 
 
@@ -88,18 +92,37 @@ def bench_layers(reps: int, quick: bool) -> None:
           f"{'MET' if worst <= 1.5 else 'NOT MET'}")
 
 
-def bench_clustering_calls(reps: int) -> None:
-    print("\n[2a] clustering per call (4 images, kmeans_iters=10, fine 16->coarse 8, 5 x k=4)")
-    print(f"{'tokens/img':>10} {'D':>4} {'fine2coarse ms':>15} {'multistep ms':>13} {'mixing ms':>10} "
-          f"{'MS/F2C':>7}")
+def paper_time_ratio() -> float:
+    """Table 6's Multi-Step / Fine2Coarse clustering time (config/paper_tables.csv)."""
+    import csv
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "config" / "paper_tables.csv"
+    times = {r["variant"]: float(r["value"]) for r in csv.DictReader(path.open())
+             if r["table"] == "table6_clustering" and r["metric"].startswith("time")}
+    return times["Multi-Step"] / times["Fine2Coarse"]
+
+
+def bench_clustering_calls(reps: int, device: torch.device) -> None:
+    """Per call on the tokens of 4 images; Multi-Step both readings (residual = default)."""
+    print("\n[2a] clustering per call (4 images, kmeans_iters=10, fine 16->coarse 8, 5 x k=4; "
+          f"{'CPU time' if device.type == 'cpu' else 'wall time, CUDA synchronised'})")
+    print(f"{'tokens/img':>10} {'D':>4} {'fine2coarse ms':>15} {'multistep ms':>13} {'repeat ms':>10} "
+          f"{'mixing ms':>10} {'MS/F2C':>7}")
+    ratios = []
     for length, d in ((340, 64), (1000, 256)):
-        x = torch.randn(4, length, d)
+        x = torch.randn(4, length, d, device=device)
         t = {}
-        for name in ("fine2coarse", "multistep", "mixing"):
-            clu = build_clusterer(FFNConfig(type="come", clustering=name))
-            t[name] = timed(lambda: clu(x), reps)
+        for name, mode in (("fine2coarse", "residual"), ("multistep", "residual"),
+                           ("repeat", "repeat"), ("mixing", "residual")):
+            clu = build_clusterer(FFNConfig(type="come", clustering="multistep" if name == "repeat"
+                                            else name, multistep_mode=mode))
+            t[name] = timed(lambda: clu(x), reps, device)
+        ratios.append(t["multistep"] / t["fine2coarse"])
         print(f"{length:>10} {d:>4} {t['fine2coarse']:>15.2f} {t['multistep']:>13.2f} "
-              f"{t['mixing']:>10.2f} {t['multistep'] / t['fine2coarse']:>7.2f}")
+              f"{t['repeat']:>10.2f} {t['mixing']:>10.2f} {ratios[-1]:>7.2f}")
+    print(f"Multi-Step / Fine2Coarse time per call: {ratios[0]:.2f}x (340 tokens, D 64), "
+          f"{ratios[1]:.2f}x (1000 tokens, D 256); paper Table 6: {paper_time_ratio():.2f}x")
 
 
 def bench_clustering_step(reps: int) -> None:
@@ -141,12 +164,18 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="E = 8 only in the layer benchmark")
+    ap.add_argument("--device", default="cpu", help="device of the clustering-per-call benchmark")
+    ap.add_argument("--only", choices=["layers", "clustering", "step"], default=None,
+                    help="run one part only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, threads {args.threads}, reps {args.reps} (best CPU time of)")
-    bench_layers(args.reps, args.quick)
-    bench_clustering_calls(args.reps)
-    bench_clustering_step(args.reps)
+    if args.only in (None, "layers"):
+        bench_layers(args.reps, args.quick)
+    if args.only in (None, "clustering"):
+        bench_clustering_calls(args.reps, torch.device(args.device))
+    if args.only in (None, "step"):
+        bench_clustering_step(args.reps)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ def configure(parser) -> None:
 def run(args) -> int:
     from come.config import dump_config, load_config
     from come.reports.bootstrap import run_bootstrap
+    from come.reports.interpretation import interpretation_notes
     from come.reports.paper import paper_layouts
     from come.reports.render import write_table
     from come.reports.runs import load_run
@@ -45,7 +46,10 @@ def run(args) -> int:
         return cache[run_id]
 
     tables = build_tables(layouts, rows, boot)
+    described: dict[str, str | None] = {}
     for t in tables:
+        t.notes = interpretation_notes([r for r in rows if r["table"] == t.layout.table], runs_root,
+                                       described)
         write_table(t, out)
         n = sum(1 for c in t.cells.values() if c.ours is not None)
         print(f"{t.layout.table}: {n}/{len(t.cells)} cells reproduced -> {out}/{t.layout.table}.{{csv,md,tex}}")

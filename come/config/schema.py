@@ -107,6 +107,8 @@ class FFNConfig:
     gate_noise: float = 1.0
     normalize_gate: bool = True
     batch_prioritized_routing: bool = False
+    fc2_bias: bool = True                  # DAMEX: False (moe_mlp_fc2_bias)
+    init_std: float = 0.0                  # 0 = nn.Linear init; DAMEX: 0.005 truncated normal (moe_init_std)
     balance_weight: float = 0.1            # COME / DINO-MoE load+importance CV^2 loss weight
     route_weight: float = 0.1              # DAMEX dataset-aware routing CE weight
     # COME
@@ -118,6 +120,10 @@ class FFNConfig:
     coarse_k: int = 8
     multistep_rounds: int = 5
     multistep_k: int = 4
+    # Multi-Step reading (docs/method.md#clustering): "residual" = step t clusters what steps < t
+    # left unexplained; "repeat" = K-means re-run from the previous centres (degenerate ablation)
+    multistep_mode: Literal["residual", "repeat"] = "residual"
+    multistep_min_frac: float = 0.05       # clusters below this share of an image's tokens merged
     kmeans_iters: int = 10
     use_ste: bool = True                   # structure shared expert
     use_see: bool = True                   # semantic shared expert
@@ -141,7 +147,9 @@ class FFNConfig:
         for key in ("fine_k", "coarse_k", "multistep_k", "multistep_rounds"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"model.ffn.{key}: {getattr(self, key)} must be >= 1")
-        for key in ("kmeans_iters", "structure_dim", "semantic_dim", "gate_noise",
+        if not 0 <= self.multistep_min_frac < 1:
+            raise ConfigError(f"model.ffn.multistep_min_frac: {self.multistep_min_frac} must be in [0, 1)")
+        for key in ("kmeans_iters", "structure_dim", "semantic_dim", "gate_noise", "init_std",
                     "balance_weight", "route_weight", "trace_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"model.ffn.{key}: {getattr(self, key)} must be >= 0")

@@ -1,7 +1,7 @@
 """DINO deformable decoder (batch-first) with iterative box refinement and the FFN slot.
 
 `DeformableDecoder(tgt [B, Q, D], ref_unsig [B, Q, 4], memory [B, N, D], tokens, bbox_embed,
-attn_mask [Q, Q] | None, source_ids [B], shared) -> (hs list of [B, Q, D] (normed, one per
+attn_mask [Q, Q] | None, source_ids [B], shared, num_dn) -> (hs list of [B, Q, D] (normed, one per
 layer), refs list of [B, Q, 4] sigmoid boxes (dec_layers + 1: the initial anchors, then each
 layer's undetached refinement), aux list[dict])`.
 Each layer: self-attention (query pos from the sine embedding of the current reference box),
@@ -61,8 +61,9 @@ class DeformableDecoder(nn.Module):
 
     def forward(self, tgt: Tensor, ref_unsig: Tensor, memory: Tensor, tokens: MultiScaleTokens,
                 bbox_embed: nn.Module, attn_mask: Optional[Tensor], source_ids: Tensor,
-                shared: Optional[dict[str, Tensor]] = None
+                shared: Optional[dict[str, Tensor]] = None, num_dn: int = 0
                 ) -> tuple[list[Tensor], list[Tensor], list[dict[str, Tensor]]]:
+        """num_dn: the first num_dn queries are denoising queries (FFNContext.num_denoising)."""
         ref = ref_unsig.sigmoid()
         refs, hs, auxes = [ref], [], []
         ratios = torch.cat([tokens.valid_ratios, tokens.valid_ratios], -1)[:, None]   # [B, 1, L, 4]
@@ -72,7 +73,7 @@ class DeformableDecoder(nn.Module):
             query_pos = self.ref_point_head(sine_embed_boxes(ref_input[:, :, 0], self.d_model))
             # box centres in the padded-canvas frame (the frame of the shared-expert maps)
             ctx = FFNContext(source_ids=source_ids, ref_points=ref_input[:, :, 0, :2], key_padding_mask=None,
-                             shared=shared or {}, stage="decoder", layer_idx=i)
+                             shared=shared or {}, stage="decoder", layer_idx=i, num_denoising=num_dn)
             out, aux = layer(out, query_pos, ref_input, memory, tokens, attn_mask, ctx)
             auxes.append(aux)
             new_ref = (bbox_embed(out) + inverse_sigmoid(ref)).sigmoid()

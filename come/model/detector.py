@@ -117,12 +117,12 @@ class DINO(nn.Module):
             ref_unsig = torch.cat([cdn.box_queries.to(ref_unsig.dtype), ref_unsig], 1)
             attn_mask = cdn.attn_mask
 
+        pad = cdn.meta["pad_size"] if cdn is not None else 0
         hs, refs, dec_aux = self.decoder(tgt, ref_unsig, memory, tokens, self.bbox_embed, attn_mask,
-                                         source_ids, shared)
+                                         source_ids, shared, num_dn=pad)
         # look forward twice: layer i's box refines layer i-1's undetached prediction
         boxes = [(self.bbox_embed(h) + inverse_sigmoid(r)).sigmoid() for h, r in zip(hs, refs[:-1])]
         logits = [self.class_embed(h) for h in hs]
-        pad = cdn.meta["pad_size"] if cdn is not None else 0
         out = self._pack([l[:, pad:] for l in logits], [b[:, pad:] for b in boxes])
         out["interm_outputs"] = interm
         out["dn_meta"] = cdn.meta if cdn is not None else None
@@ -141,7 +141,11 @@ class DINO(nn.Module):
 def build_detector(cfg: Config) -> DINO:
     """The DINO detector of `cfg.model` (num_classes from `cfg.data.class_mode`)."""
     cfg.model.validate()
-    return DINO(cfg)
+    model = DINO(cfg)
+    if cfg.model.ffn.type in ("moe", "damex", "come"):
+        from .moe import set_trace_sources      # routing targets per training source
+        set_trace_sources(model, list(cfg.run.train_datasets))
+    return model
 
 
 def build_criterion(cfg: Config) -> SetCriterion:

@@ -25,6 +25,8 @@ class FFNContext:
     ref_points:       [B, L, 2] normalised (x, y) position of each token, or None.
     key_padding_mask: [B, L] bool, True = padded token, or None.
     shared:           name -> frozen shared-expert features, [B, C, h, w] or [B, C].
+    num_denoising:    the first `num_denoising` of the L tokens are denoising queries (decoder,
+                      training); COME fits its cluster centres on the other (matching) tokens.
     """
     source_ids: Tensor
     ref_points: Optional[Tensor] = None
@@ -32,6 +34,7 @@ class FFNContext:
     shared: dict[str, Tensor] = field(default_factory=dict)
     stage: str = "encoder"
     layer_idx: int = 0
+    num_denoising: int = 0
 
 
 FFN_REGISTRY: dict[str, Callable[..., nn.Module]] = {}

@@ -5,7 +5,8 @@ import torch
 from sklearn.cluster import KMeans
 
 from come.config.schema import FFNConfig
-from come.model.moe.clustering import Fine2Coarse, Mixing, MultiStep, build_clusterer, kmeans
+from come.model.moe.clustering import (Fine2Coarse, Mixing, MultiStep, build_clusterer,
+                                       gather_centres, kmeans)
 
 
 @pytest.fixture(autouse=True)
@@ -83,15 +84,90 @@ def test_fine2coarse_feature_is_coarse_centre_of_fine_cluster():
     assert out.feature[b].unique(dim=0).shape[0] <= 8
 
 
-def test_multistep_rounds_continue_from_previous_centres():
+def two_attributes(seed: int, n: int = 256, batch: int = 1):
+    """Tokens = A[ia] + B[ib] + noise: two independent 4-way attributes in orthogonal subspaces,
+    A (norm 8) dominating B (norm 3). -> x [batch, n, 12], ia, ib [batch, n]."""
+    g = torch.Generator().manual_seed(seed)
+    a_vec, b_vec = torch.zeros(4, 12), torch.zeros(4, 12)
+    a_vec[:, :4], b_vec[:, 4:8] = 8 * torch.eye(4), 3 * torch.eye(4)
+    ia = torch.randint(0, 4, (batch, n), generator=g)
+    ib = torch.randint(0, 4, (batch, n), generator=g)
+    return a_vec[ia] + b_vec[ib] + 0.2 * torch.randn(batch, n, 12, generator=g), ia, ib
+
+
+def agreement(labels: torch.Tensor, truth: torch.Tensor) -> float:
+    from sklearn.metrics import adjusted_rand_score
+    return adjusted_rand_score(truth.reshape(-1).numpy(), labels.reshape(-1).numpy())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_multistep_steps_add_information_on_two_independent_attributes(seed):
+    """Step 2 finds the attribute step 1 could not; the feature reconstructs both attributes.
+    Fails on the old (now mode="repeat") reading: every step repeats step 1's labels (ARI with B
+    ~0) and the feature equals one K-means centre, whatever the iteration count."""
+    x, ia, ib = two_attributes(seed)
+    out = MultiStep(k=4, rounds=5, iters=10, seed=seed)(x)
+    assert sorted(out.labels) == [f"step{r}" for r in range(1, 6)]
+    assert agreement(out.labels["step1"], ia) > 0.95
+    assert agreement(out.labels["step2"], ib) > 0.95 and agreement(out.labels["step2"], ia) < 0.1
+    ms_err = float(((out.feature - x) ** 2).sum(-1).mean())
+    for iters in (1, 5, 10, 50, 200):                       # no single K-means (k=4) gets there
+        c, a, _ = kmeans(x, 4, iters, seed=seed)
+        single = gather_centres(c, a)
+        assert agreement(a, ib) < 0.1
+        assert ms_err < 0.2 * float(((single - x) ** 2).sum(-1).mean())
+        assert not torch.allclose(out.feature, single, atol=1e-3)
+
+
+def test_multistep_suppresses_tiny_clusters():
+    """A 2-token outlier group (< 5 % of 200 tokens) is merged into the nearest cluster instead of
+    holding one of the k=4 centres. Fails without suppression (multistep_min_frac=0)."""
+    torch.manual_seed(3)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [60.0, 60.0]])
+    x = torch.cat([centres[i] + torch.randn(66, 2) for i in range(3)] + [centres[3] + torch.randn(2, 2)])
+    x = x[None]
+    for frac, tiny_allowed in ((0.05, False), (0.0, True)):
+        out = MultiStep(k=4, rounds=2, iters=10, min_frac=frac)(x)
+        sizes = torch.bincount(out.labels["step1"][0], minlength=4)
+        has_tiny = bool(((sizes > 0) & (sizes < 0.05 * x.shape[1])).any())
+        assert has_tiny == tiny_allowed
+    out = MultiStep(k=4, rounds=2, iters=10, min_frac=0.05)(x)
+    outlier_label = out.labels["step1"][0, -1]
+    assert (out.labels["step1"][0] == outlier_label).sum() > 2     # merged with a big cluster
+
+
+def test_multistep_residual_respects_padding():
+    """Padded tokens (far-away garbage) neither pull centres nor change the structured steps
+    (k-means++ draws differ with the token count, so only the found partitions are compared)."""
+    x, ia, ib = two_attributes(5, n=100)
+    batch = torch.cat([x, x]).clone()
+    valid = torch.ones(2, 100, dtype=torch.bool)
+    batch[1, 80:], valid[1, 80:] = 1e3, False
+    out = MultiStep(4, 3, 10)(batch, valid)
+    ref = MultiStep(4, 3, 10)(x[:, :80])
+    for step, truth in (("step1", ia), ("step2", ib)):
+        assert agreement(out.labels[step][1, :80], truth[0, :80]) > 0.95
+        assert agreement(ref.labels[step][0], truth[0, :80]) > 0.95
+    assert out.feature[1, :80].abs().max() < 20
+
+
+def test_multistep_repeat_mode_is_one_longer_kmeans():
+    """The literal reading kept as an ablation: 5 rounds of 1 iteration = 1 K-means of 5."""
     torch.manual_seed(1)
     x = torch.randn(1, 80, 4)
-    out = MultiStep(k=4, rounds=5, iters=1)(x)
-    assert sorted(out.labels) == [f"step{r}" for r in range(1, 6)]
-    # 5 rounds of 1 iteration each == one K-means of 5 iterations from the same k-means++ start
+    out = MultiStep(k=4, rounds=5, iters=1, mode="repeat")(x)
     c, a, _ = kmeans(x, 4, 5, seed=0)
     assert torch.equal(out.labels["step5"], a)
     assert torch.allclose(out.feature[0], c[0][a[0]])
+    with pytest.raises(ValueError, match="multistep_mode"):
+        MultiStep(mode="twice")
+
+
+def test_mixing_inherits_the_residual_steps():
+    """Mixing on top of the residual Multi-Step: its step-2 labels follow attribute B (old: A)."""
+    x, _, ib = two_attributes(5)
+    out = build_clusterer(FFNConfig(type="come", clustering="mixing"))(x)
+    assert agreement(out.labels["step2"], ib) > 0.95
 
 
 def test_mixing_averages_both_and_none_is_none():

@@ -48,7 +48,9 @@ def test_counts_summary_and_files(tmp_path):
     assert top1.sum() == 3 * 2 * 60 and top1[1].sum() == 0     # source -1 not counted, BUV absent
     assert rec.total(rec.topk).sum() == 2 * top1.sum()
     assert 0.0 < s["dropped_fraction"] < 1.0                    # capacity factor 1.0 drops some
-    assert s["per_source"]["BUSI"]["diagonal_share"] == pytest.approx(top1[0, 0] / top1[0].sum())
+    # E=4, S=3 (BUSI, BUV | DDTI): BUSI owns experts [0, 1] (old: expert 0 only = 0 % 4)
+    assert s["per_source"]["BUSI"]["experts"] == [0, 1] and s["per_source"]["DDTI"]["experts"] == [3]
+    assert s["per_source"]["BUSI"]["diagonal_share"] == pytest.approx(top1[0, :2].sum() / top1[0].sum())
     assert s["clustering_ms_per_forward"] > 0 and clustering_time_ms(model) > 0
     paths = rec.save(tmp_path)
     assert {p.name for p in tmp_path.iterdir()} >= {"routing.csv", "routing.png",
@@ -68,3 +70,24 @@ def test_no_routed_layers_saves_nothing(tmp_path):
     with record_routing(model, SOURCES) as rec:
         pass
     assert rec.save(tmp_path) == {} and not any(tmp_path.iterdir())
+
+
+def test_device_clock_synchronises_cuda_before_reading(monkeypatch):
+    """Table 6 on GPU (issue 12 item 10): the clock waits for queued CUDA kernels. Fails on the
+    old code (no device_clock; COME read time.perf_counter right after launching the kernels)."""
+    from come.model.moe import come_block, stats
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
+    stats.device_clock(torch.device("cpu"))
+    assert calls == []
+    stats.device_clock(torch.device("cuda", 0))
+    assert calls == [torch.device("cuda", 0)]
+
+    seen = []
+    real = stats.device_clock
+    monkeypatch.setattr(come_block, "device_clock", lambda dev: seen.append(dev) or real(dev))
+    ffn = build_ffn(FFNConfig(type="come", hidden_dim=32, num_experts=4, top_k=2, use_ste=False,
+                              use_see=False, kmeans_iters=2), 16, "decoder", 0).eval()
+    ffn(torch.randn(2, 20, 16), FFNContext(source_ids=torch.tensor([0, 1])))
+    assert seen == [torch.device("cpu")] * 2 and ffn.last_cluster_ms > 0

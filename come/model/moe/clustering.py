@@ -8,14 +8,21 @@
 K-means: Lloyd iterations over the valid tokens of each image, a fixed number of iterations,
 then a final assignment to the final centres (as scikit-learn's Lloyd with max_iter=iters).
 Init: given centres, or k-means++ with a seeded private generator (deterministic, never touches
-the global RNG). Empty cluster: keeps its previous centre. Fewer valid tokens than k: centres
+the global RNG; inverse-CDF draws, so tokens outside `valid` change no draw). `valid` marks the
+tokens that estimate the centres; every token (valid or not) gets the nearest final centre, which
+is how COME assigns denoising queries to centres fitted on the matching queries. Empty cluster: keeps its previous centre. Fewer valid tokens than k: centres
 repeat (k-means++ draws with replacement once every token is a centre).
 
-Strategies (paper 3.2.3):
+Strategies (paper 3.2.3; docs/method.md, section clustering):
 - fine2coarse: K-means to `fine_k` centres, the centres (those with members) K-means'd to
   `coarse_k`; a token's feature is the coarse centre of its fine cluster.
-- multistep: `rounds` K-means runs with k=`multistep_k`, round r initialised from round r-1's
-  centres (round 1: k-means++); feature = the token's final centre.
+- multistep (`multistep_mode`): "residual" (default): step t clusters (k=`multistep_k`) the
+  residual the steps < t left unexplained (r_1 = x, r_{t+1} = r_t - c_t[a_t]), so each step
+  finds a new attribute subspace with the previous steps as its prior; clusters holding fewer
+  than `multistep_min_frac` of an image's valid tokens are suppressed (members merged into the
+  nearest remaining centre, centres re-estimated); feature = sum of the steps' centres of the
+  token (its reconstruction). "repeat": the literal reading, K-means re-run on x from the
+  previous centres (one longer K-means: labels repeat; kept only as the ablation).
 - mixing: both, feature = the mean of the two features (our choice; the paper is silent).
 """
 from __future__ import annotations
@@ -41,6 +48,15 @@ def sq_dists(x: Tensor, c: Tensor) -> Tensor:
     return d.clamp_min(0)
 
 
+def draw(w: Tensor, gen: torch.Generator) -> Tensor:
+    """One index per row of w [B, N] (>= 0, positive row sums) with probability w / sum(w), by
+    inverse-CDF sampling: zero-weight tokens (padding, denoising queries) anywhere in the row
+    leave the drawn token unchanged."""
+    c = w.cumsum(1)
+    u = torch.rand(w.shape[0], 1, generator=gen, device=w.device, dtype=c.dtype) * c[:, -1:]
+    return torch.searchsorted(c, u, right=True).clamp_max(w.shape[1] - 1).squeeze(1)
+
+
 def kmeanspp_init(x: Tensor, k: int, valid: Optional[Tensor] = None, seed: int = 0) -> Tensor:
     """k-means++ centres [B, k, D] drawn among the valid tokens with a seeded generator."""
     b, n, _ = x.shape
@@ -48,13 +64,13 @@ def kmeanspp_init(x: Tensor, k: int, valid: Optional[Tensor] = None, seed: int =
     w_valid = torch.ones(b, n, device=x.device) if valid is None else valid.float()
     w_valid = torch.where(w_valid.sum(1, keepdim=True) > 0, w_valid, torch.ones_like(w_valid))
     rows = torch.arange(b, device=x.device)
-    first = torch.multinomial(w_valid, 1, generator=gen).squeeze(1)
+    first = draw(w_valid, gen)
     centres = [x[rows, first]]
     closest = sq_dists(x, centres[0][:, None]).squeeze(2)                 # [B, N]
     for _ in range(1, k):
         w = closest * w_valid
         w = torch.where(w.sum(1, keepdim=True) > 0, w, w_valid)           # all covered: uniform
-        nxt = torch.multinomial(w, 1, generator=gen).squeeze(1)
+        nxt = draw(w, gen)
         centres.append(x[rows, nxt])
         closest = torch.minimum(closest, sq_dists(x, centres[-1][:, None]).squeeze(2))
     return torch.stack(centres, 1)
@@ -118,12 +134,51 @@ class Fine2Coarse:
         return ClusterOutput(gather_centres(cc, coarse), {"fine": fa, "coarse": coarse})
 
 
+def suppress_small(x: Tensor, centres: Tensor, a: Tensor, w: Tensor, min_frac: float
+                   ) -> tuple[Tensor, Tensor]:
+    """Merge clusters with fewer than `min_frac` of an image's valid tokens into the nearest
+    kept centre, then re-estimate the kept centres -> (centres [B, k, D], assignment [B, N]).
+    The largest cluster of an image is always kept; merged centres stay (without members)."""
+    if min_frac <= 0:
+        return centres, a
+    k = centres.shape[1]
+    counts = torch.zeros(centres.shape[:2], dtype=x.dtype, device=x.device).scatter_add_(1, a, w)
+    keep = counts >= min_frac * w.sum(1, keepdim=True)                     # [B, k]
+    keep.scatter_(1, counts.argmax(1, keepdim=True), True)
+    if bool(keep.all()):
+        return centres, a
+    d = sq_dists(x, centres).masked_fill(~keep[:, None, :], float("inf"))  # [B, N, k]
+    a = d.argmin(-1)
+    return update(x, a, centres, w), a
+
+
 class MultiStep:
-    def __init__(self, k: int = 4, rounds: int = 5, iters: int = 10, seed: int = 0):
+    """Multi-Step clustering (see the module docstring): `mode` "residual" or "repeat"."""
+
+    def __init__(self, k: int = 4, rounds: int = 5, iters: int = 10, seed: int = 0,
+                 mode: str = "residual", min_frac: float = 0.05):
+        if mode not in ("residual", "repeat"):
+            raise ValueError(f"model.ffn.multistep_mode: {mode!r} must be 'residual' or 'repeat'")
         self.k, self.rounds, self.iters, self.seed = k, rounds, iters, seed
+        self.mode, self.min_frac = mode, float(min_frac)
 
     @torch.no_grad()
     def __call__(self, x: Tensor, valid: Optional[Tensor] = None) -> ClusterOutput:
+        if self.mode == "repeat":
+            return self._repeat(x, valid)
+        x = x.detach()
+        w = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device) if valid is None else valid.to(x.dtype)
+        r, feature, labels = x, torch.zeros_like(x), {}
+        for t in range(self.rounds):
+            centres, a, _ = kmeans(r, self.k, self.iters, valid, seed=self.seed + t)
+            centres, a = suppress_small(r, centres, a, w, self.min_frac)
+            part = gather_centres(centres, a)                                  # [B, L, D]
+            feature = feature + part
+            r = r - part
+            labels[f"step{t + 1}"] = a
+        return ClusterOutput(feature, labels)
+
+    def _repeat(self, x: Tensor, valid: Optional[Tensor]) -> ClusterOutput:
         centres, labels = None, {}
         for r in range(self.rounds):
             centres, a, _ = kmeans(x, self.k, self.iters, valid, init=centres, seed=self.seed)
@@ -144,7 +199,8 @@ class Mixing:
 def build_clusterer(cfg: FFNConfig, seed: int = 0):
     """The clustering strategy of `cfg.clustering`, or None for "none"."""
     f2c = Fine2Coarse(cfg.fine_k, cfg.coarse_k, cfg.kmeans_iters, seed)
-    ms = MultiStep(cfg.multistep_k, cfg.multistep_rounds, cfg.kmeans_iters, seed)
+    ms = MultiStep(cfg.multistep_k, cfg.multistep_rounds, cfg.kmeans_iters, seed,
+                   cfg.multistep_mode, cfg.multistep_min_frac)
     table = {"fine2coarse": f2c, "multistep": ms, "mixing": Mixing(f2c, ms), "none": None}
     if cfg.clustering not in table:
         raise ValueError(f"model.ffn.clustering: {cfg.clustering!r} not in {sorted(table)}")

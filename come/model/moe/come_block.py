@@ -2,8 +2,10 @@
 
     y [B, L, D], aux = COMEFFN(cfg, D, stage, layer_idx)(x [B, L, D], ctx)
 
-S2E: per image, the non-padded tokens are clustered (`cfg.clustering`, no gradients); the
-router input is reduce(concat(x, cluster feature)) with reduce = Linear(2D, D) (gradients flow
+S2E: per image, the non-padded tokens are clustered (`cfg.clustering`, no gradients): the
+centres are fitted on the matching tokens only (not the first ctx.num_denoising denoising
+queries, which exist in training only) and every token takes its nearest centre, so training
+and test see the same centres (docs/method.md#dn-clustering). The router input is reduce(concat(x, cluster feature)) with reduce = Linear(2D, D) (gradients flow
 through the token part and `reduce`); clustering "none" routes on x alone. The router is the
 bias-free gate with a temperature: softmax(logits / cfg.temperature), Top-K, tutel capacity.
 Shared experts: SharedProjections (come/model/moe/shared.py) turn ctx.shared into [B, L, D].
@@ -11,12 +13,13 @@ Fusion (Eq. 1): "concat" -> Linear(nD, D) over [STE, SEE, S2E] with n = 1 + use_
 (a switched-off expert is left out; one switched on but absent from ctx contributes zeros);
 with n = 1 (-DSE) the S2E output is used directly. "sum" -> S2E + STE + SEE (absent = 0).
 Aux: "moe_balance" = balance_weight * balance loss; "come_trace" = trace_weight * CE(clean
-router probabilities, source_id % E) when cfg.use_trace_loss.
-`last_cluster_ms` holds the clustering wall time of the last forward.
+router probabilities, soft target uniform over the source's expert block; labels.py) when
+cfg.use_trace_loss.
+`last_cluster_ms` holds the clustering wall time of the last forward (CUDA synchronised before
+each clock read: stats.device_clock).
 """
 from __future__ import annotations
 
-import time
 from typing import Optional
 
 import torch
@@ -28,6 +31,7 @@ from come.model.ffn import FFNContext, register_ffn
 from .clustering import build_clusterer
 from .layer import RoutingInfo
 from .shared import SharedProjections
+from .stats import device_clock
 from .variants import RoutedFFN, label_ce
 
 
@@ -46,21 +50,27 @@ class COMEFFN(RoutedFFN):
     def _temperature(self) -> float:
         return self.cfg.temperature
 
-    def cluster(self, x: Tensor, pad: Optional[Tensor]) -> tuple[Tensor, Optional[dict[str, Tensor]]]:
-        """Router input [B, L, D] and the cluster labels (None without clustering)."""
+    def cluster(self, x: Tensor, pad: Optional[Tensor], num_dn: int = 0
+                ) -> tuple[Tensor, Optional[dict[str, Tensor]]]:
+        """Router input [B, L, D] and the cluster labels (None without clustering); centres from
+        the non-padded tokens after the first `num_dn` (denoising queries), all tokens assigned."""
         if self.clusterer is None:
             self.last_cluster_ms = 0.0
             return x, None
-        t0 = time.perf_counter()
-        out = self.clusterer(x.detach(), None if pad is None else ~pad)
-        self.last_cluster_ms = (time.perf_counter() - t0) * 1000.0
+        fit = None if pad is None else ~pad
+        if num_dn > 0:
+            fit = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if fit is None else fit.clone()
+            fit[:, :num_dn] = False
+        t0 = device_clock(x.device)
+        out = self.clusterer(x.detach(), fit)
+        self.last_cluster_ms = (device_clock(x.device) - t0) * 1000.0
         feat = out.feature.to(x.dtype)
         return self.reduce(torch.cat([x, feat], -1)), out.labels
 
     def forward(self, x: Tensor, ctx: FFNContext) -> tuple[Tensor, dict[str, Tensor]]:
         b, l, d = x.shape
         xf, valid, labels = self._flat(x, ctx)
-        r, clusters = self.cluster(x, ctx.key_padding_mask)
+        r, clusters = self.cluster(x, ctx.key_padding_mask, ctx.num_denoising)
         y, info = self.moe(xf, r.reshape(b * l, d), valid)
         self._record(info, ctx, x, clusters)
         y = self._fuse(y.view(b, l, d), ctx, b, l)
@@ -84,7 +94,7 @@ class COMEFFN(RoutedFFN):
         if self.cfg.balance_weight > 0:
             aux["moe_balance"] = self.cfg.balance_weight * info.balance
         if self.cfg.use_trace_loss and self.cfg.trace_weight > 0:
-            ce = label_ce(info, labels)
+            ce = label_ce(info, labels, self.trace_target)
             if ce is not None:
                 aux["come_trace"] = self.cfg.trace_weight * ce
         return aux

@@ -1,11 +1,14 @@
 """E expert FFNs stored as stacked tensors and the dispatch/combine around them.
 
-    experts = BatchedExperts(E, D, H, activation, dropout, impl="bmm"|"loop")
+    experts = BatchedExperts(E, D, H, activation, dropout, impl="bmm"|"loop", fc2_bias, init_std)
     y = experts(x [N, D], indices [N, k], gates [N, k], locations [N, k], kept [N, k], capacity)
     y [N, D] = sum over kept choices j of gates[n, j] * FFN_{indices[n, j]}(x[n]); dropped
     choices contribute zero.
 
-Weights: w1 [E, D, H], b1 [E, 1, H], w2 [E, H, D], b2 [E, 1, D] (nn.Linear's init per expert).
+Weights: w1 [E, D, H], b1 [E, 1, H], w2 [E, H, D], b2 [E, 1, D]. Init: init_std = 0 -> nn.Linear's
+per expert; init_std > 0 -> weights truncated normal (std init_std, cut at +-2 absolute, as
+timm's trunc_normal_ DAMEX calls) and zero biases. fc2_bias=False (DAMEX moe_mlp_fc2_bias):
+b2 is a zero buffer, not a parameter.
 Two dispatch implementations with identical results (benchmarks/bench_moe.py compares them):
 - "bmm": scatter the kept tokens into an [E, capacity, D] buffer at their slots (index_copy),
   two batched matmuls, gather back (tutel's layout; pads up to `capacity` per expert);
@@ -24,28 +27,42 @@ ACTIVATIONS = {"relu": torch.relu, "gelu": nn.functional.gelu}
 
 class BatchedExperts(nn.Module):
     def __init__(self, num_experts: int, d_model: int, hidden_dim: int, activation: str = "relu",
-                 dropout: float = 0.0, impl: str = "loop"):
+                 dropout: float = 0.0, impl: str = "loop", fc2_bias: bool = True,
+                 init_std: float = 0.0):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"BatchedExperts: activation {activation!r} not in {sorted(ACTIVATIONS)}")
         if impl not in ("bmm", "loop"):
             raise ValueError(f"BatchedExperts: impl {impl!r} must be 'bmm' or 'loop'")
         e, d, h = num_experts, d_model, hidden_dim
-        self.num_experts, self.impl = e, impl
+        self.num_experts, self.impl, self.init_std = e, impl, float(init_std)
         self.act = ACTIVATIONS[activation]
         self.drop = nn.Dropout(dropout)
         self.w1 = nn.Parameter(torch.empty(e, d, h))
         self.b1 = nn.Parameter(torch.empty(e, 1, h))
         self.w2 = nn.Parameter(torch.empty(e, h, d))
-        self.b2 = nn.Parameter(torch.empty(e, 1, d))
+        if fc2_bias:
+            self.b2 = nn.Parameter(torch.empty(e, 1, d))
+        else:
+            self.register_buffer("b2", torch.zeros(e, 1, d))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Per expert as nn.Linear: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases."""
+        """init_std 0: per expert as nn.Linear, U(+-1/sqrt(fan_in)) for weights and biases;
+        init_std > 0: truncated-normal weights, zero biases."""
         d, h = self.w1.shape[1], self.w1.shape[2]
-        for p, fan_in in ((self.w1, d), (self.b1, d), (self.w2, h), (self.b2, h)):
-            bound = 1.0 / math.sqrt(fan_in)
-            nn.init.uniform_(p, -bound, bound)
+        for p, fan_in, is_bias in ((self.w1, d, False), (self.b1, d, True), (self.w2, h, False),
+                                   (self.b2, h, True)):
+            if not isinstance(p, nn.Parameter):
+                continue                                   # fc2 bias off: a zero buffer
+            if self.init_std > 0:
+                if is_bias:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.trunc_normal_(p, std=self.init_std, a=-2.0, b=2.0)
+            else:
+                bound = 1.0 / math.sqrt(fan_in)
+                nn.init.uniform_(p, -bound, bound)
 
     def expert(self, i: int, x: Tensor) -> Tensor:
         """FFN of expert i on x [n, D] -> [n, D] (one expert; see `_loop` for all of them)."""

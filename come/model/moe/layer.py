@@ -4,7 +4,8 @@
     y, info = layer(x [N, D], route_input [N, D] | None, valid [N] bool | None)
 
 The gate is a bias-free Linear(D, E) applied to `route_input` (default: x), divided by
-`temperature` (COME's temperature-scaled router; 1 = tutel). Only valid tokens are routed:
+`temperature` (COME's temperature-scaled router; 1 = tutel). `fc2_bias`, `init_std`: see
+experts.py (init_std > 0 also draws the gate weight from the truncated normal). Only valid tokens are routed:
 padded tokens neither take capacity nor enter the balance loss, and their output is zero.
 `info` (RoutingInfo) describes the routed (valid) tokens: clean logits, choices, gates, kept
 mask, capacity and the unweighted balance loss.
@@ -55,7 +56,8 @@ class MoELayer(nn.Module):
     def __init__(self, d_model: int, hidden_dim: int, num_experts: int, top_k: int,
                  capacity_factor: float = 1.25, gate_noise: float = 1.0, normalize_gate: bool = True,
                  batch_prioritized: bool = False, activation: str = "relu", dropout: float = 0.0,
-                 temperature: float = 1.0, backend: str = "native", impl: str = "loop"):
+                 temperature: float = 1.0, backend: str = "native", impl: str = "loop",
+                 fc2_bias: bool = True, init_std: float = 0.0):
         super().__init__()
         if not 1 <= top_k <= num_experts:
             raise ValueError(f"MoELayer: top_k={top_k} must be in [1, num_experts={num_experts}]")
@@ -65,11 +67,14 @@ class MoELayer(nn.Module):
         self.temperature = float(temperature)
         self.backend = resolve_backend(backend)
         self.gate = nn.Linear(d_model, num_experts, bias=False)
+        if init_std > 0:                 # DAMEX: every Linear of its MoE decoder layer, std 0.005
+            nn.init.trunc_normal_(self.gate.weight, std=init_std, a=-2.0, b=2.0)
         if self.backend == "tutel":
             from .tutel_backend import build_tutel_layer
             self.tutel = build_tutel_layer(self, d_model, hidden_dim, activation)
         else:
-            self.experts = BatchedExperts(num_experts, d_model, hidden_dim, activation, dropout, impl)
+            self.experts = BatchedExperts(num_experts, d_model, hidden_dim, activation, dropout, impl,
+                                          fc2_bias, init_std)
 
     def forward(self, x: Tensor, route_input: Optional[Tensor] = None,
                 valid: Optional[Tensor] = None) -> tuple[Tensor, RoutingInfo]:

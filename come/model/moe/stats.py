@@ -7,13 +7,15 @@
 Counts use the routed (non-padded) tokens. A token's source is ctx.source_ids of its image
 (ids outside [0, S) are not counted in the matrices). routing.csv is long format:
 `layer,source,expert,top1,topk` (layer "all" = summed over layers). The summary's diagonal
-share of source s = fraction of its top-1 choices that went to expert s % E. The feature
+share of source s = fraction of its top-1 choices that went into its expert block
+(labels.expert_blocks: contiguous, organs adjacent; the traceability target). The feature
 sample (<= `sample_size` tokens, reservoir-sampled with a fixed seed) comes from one layer
 (`feature_layer`, default the first layer that clusters), with its fine/coarse/step labels.
 """
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -23,11 +25,21 @@ from torch import Tensor, nn
 
 from come.utils.io import atomic_write_bytes, write_json
 
+from .labels import expert_blocks
 from .variants import RoutedFFN
 
 
 def routed_layers(model: nn.Module) -> list[RoutedFFN]:
     return [m for m in model.modules() if isinstance(m, RoutedFFN)]
+
+
+def device_clock(device: torch.device) -> float:
+    """time.perf_counter() (s) once the device's queued work is done: CUDA kernels run
+    asynchronously, so a clock read without torch.cuda.synchronize would time the launch only
+    (Table 6's clustering time on GPU). CPU: no wait."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def clustering_time_ms(model: nn.Module) -> float:
@@ -105,12 +117,13 @@ class RoutingRecorder:
 
     def summary(self) -> dict:
         top1 = self.total(self.top1)
+        blocks = expert_blocks(self.sources, self.E) if self.sources else []
         per_source = {}
         for i, name in enumerate(self.sources):
-            n = int(top1[i].sum())
-            per_source[name] = {"tokens": n, "expert": i % self.E,
-                                "diagonal_share": float(top1[i, i % self.E] / n) if n else None}
-        diag = sum(int(top1[i, i % self.E]) for i in range(len(self.sources)))
+            n, hit = int(top1[i].sum()), int(top1[i, blocks[i]].sum())
+            per_source[name] = {"tokens": n, "experts": blocks[i],
+                                "diagonal_share": float(hit / n) if n else None}
+        diag = sum(int(top1[i, blocks[i]].sum()) for i in range(len(self.sources)))
         calls = [v for vs in self.cluster_ms.values() for v in vs]
         forwards = max((len(v) for v in self.cluster_ms.values()), default=0)
         return {

@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def build_tutel_layer(owner: "MoELayer", d_model: int, hidden_dim: int, activation: str) -> nn.Module:
-    """tutel.moe.moe_layer with the owner's gate settings and is_gshard_loss=False."""
+    """tutel.moe.moe_layer with the owner's gate settings and is_gshard_loss=False (expert
+    init_std / fc2_bias are native-backend settings: tutel keeps its own expert init)."""
     from tutel import moe as tutel_moe  # guarded by resolve_backend
 
     if owner.temperature != 1.0:
@@ -30,7 +31,8 @@ def build_tutel_layer(owner: "MoELayer", d_model: int, hidden_dim: int, activati
         model_dim=d_model,
         experts={"type": "ffn", "count_per_node": owner.num_experts,
                  "hidden_size_per_expert": hidden_dim, "activation_fn": act},
-        batch_prioritized_routing=owner.batch_prioritized, is_gshard_loss=False)
+        batch_prioritized_routing=owner.batch_prioritized, normalize_gate=owner.normalize_gate,
+        is_gshard_loss=False)
 
 
 def tutel_forward(owner: "MoELayer", x: Tensor, r: Tensor) -> tuple[Tensor, "RoutingInfo"]:

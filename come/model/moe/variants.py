@@ -7,8 +7,10 @@ Tokens are flattened batch-major (t = b * L + l; the detector is batch-first) an
 tokens (ctx.key_padding_mask) are not routed (zero output, no capacity, not in any loss).
 - "moe":   tutel MoE; aux "moe_balance" = balance_weight * (CV^2(imp) + CV^2(load)) / 2.
 - "damex": tutel MoE with `cfg.activation` experts (preset: gelu); aux "damex_route" =
-  route_weight * CE(clean router logits, source_id % E) over the routed tokens with a known
-  source; no balance loss. The pre-norm x + DropPath(MoE(norm(x))) wrapper is applied by the
+  route_weight * CE(clean router logits, soft target of the token's source) over the routed
+  tokens with a known source; no balance loss. Targets (labels.trace_targets): each source of
+  `set_sources(names)` (default: the 8 paper datasets; build_detector passes
+  cfg.run.train_datasets) is uniform over its contiguous expert block (one-hot when E = S). The pre-norm x + DropPath(MoE(norm(x))) wrapper is applied by the
   detector's FFNBlock (come/model/ffn_block.py) when cfg.prenorm is set (DAMEX preset).
 A recorder (come.model.moe.stats) attached as `.recorder` receives every forward's routing.
 """
@@ -16,13 +18,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import torch.nn.functional as F
+import torch
 from torch import Tensor, nn
 
-from come.config.schema import FFNConfig
+from come.config.schema import ALL_DATASETS, FFNConfig
 from come.model.ffn import FFNContext, register_ffn
 
-from .labels import IGNORE_INDEX, token_labels
+from .labels import soft_label_ce, token_labels, trace_targets
 from .layer import MoELayer, RoutingInfo
 
 LAYOUT = "batch_major"
@@ -40,7 +42,8 @@ def build_moe_layer(cfg: FFNConfig, d_model: int, temperature: float = 1.0,
         backend = "native"
     return MoELayer(d_model, cfg.hidden_dim, cfg.num_experts, cfg.top_k, cfg.capacity_factor,
                     cfg.gate_noise, cfg.normalize_gate, cfg.batch_prioritized_routing,
-                    cfg.activation, cfg.dropout, temperature, backend)
+                    cfg.activation, cfg.dropout, temperature, backend,
+                    fc2_bias=cfg.fc2_bias, init_std=cfg.init_std)
 
 
 def routed_labels(info: RoutingInfo, labels: Tensor) -> Tensor:
@@ -48,12 +51,17 @@ def routed_labels(info: RoutingInfo, labels: Tensor) -> Tensor:
     return labels if info.valid_index is None else labels[info.valid_index]
 
 
-def label_ce(info: RoutingInfo, labels: Tensor) -> Optional[Tensor]:
-    """Mean CE of the routed tokens' router logits against their labels; None if none labelled."""
-    lab = routed_labels(info, labels)
-    if not bool((lab != IGNORE_INDEX).any()):
-        return None
-    return F.cross_entropy(info.logits.float(), lab, ignore_index=IGNORE_INDEX)
+def label_ce(info: RoutingInfo, sources: Tensor, targets: Tensor) -> Optional[Tensor]:
+    """Mean soft CE [] of the routed tokens' router logits against the targets [S, E] of their
+    sources [N] (ignore index: unlabelled); None if no routed token is labelled."""
+    return soft_label_ce(info.logits, routed_labels(info, sources), targets)
+
+
+def set_trace_sources(model: nn.Module, sources: list[str]) -> None:
+    """Give every routed FFN of `model` the training sources (index = source_id)."""
+    for m in model.modules():
+        if isinstance(m, RoutedFFN):
+            m.set_sources(sources)
 
 
 class RoutedFFN(nn.Module):
@@ -69,12 +77,20 @@ class RoutedFFN(nn.Module):
         self.last_cluster_ms = 0.0          # clustering time of the last forward (COME)
         self.last_routing: Optional[RoutingInfo] = None   # set while a recorder is attached
         self.moe = build_moe_layer(cfg, d_model, self._temperature(), self.native_only)
+        self.register_buffer("trace_target", torch.zeros(0), persistent=False)
+        self.set_sources(list(ALL_DATASETS))
+
+    def set_sources(self, sources: list[str]) -> None:
+        """Training sources in source_id order -> routing targets [S, E] (labels.trace_targets)."""
+        self.sources = list(sources)
+        self.trace_target = trace_targets(self.sources, self.cfg.num_experts).to(self.trace_target.device)
 
     def _temperature(self) -> float:
         return 1.0
 
     def _flat(self, x: Tensor, ctx: FFNContext) -> tuple[Tensor, Optional[Tensor], Tensor]:
-        """-> x [B*L, D], valid [B*L] or None, labels [B*L] (source_id % E, ignore elsewhere)."""
+        """-> x [B*L, D], valid [B*L] or None, sources [B*L] (source_id; ignore index for
+        padding and unknown sources)."""
         if x.dim() != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"{type(self).__name__} {self.layer_name}: x must be [B, L, "
                              f"{self.d_model}], got {tuple(x.shape)}")
@@ -82,7 +98,7 @@ class RoutedFFN(nn.Module):
         pad = ctx.key_padding_mask
         if pad is not None and pad.shape != (b, l):
             raise ValueError(f"{self.layer_name}: key_padding_mask {tuple(pad.shape)} != {(b, l)}")
-        labels = token_labels(ctx.source_ids.to(x.device), b, l, LAYOUT, self.cfg.num_experts, pad)
+        labels = token_labels(ctx.source_ids.to(x.device), b, l, LAYOUT, None, pad)
         valid = None if pad is None else ~pad.reshape(-1)
         return x.reshape(b * l, d), valid, labels
 
@@ -117,7 +133,7 @@ class DamexFFN(RoutedFFN):
 
     def _losses(self, info: RoutingInfo, labels: Tensor) -> dict[str, Tensor]:
         aux: dict[str, Tensor] = {}
-        ce = label_ce(info, labels)
+        ce = label_ce(info, labels, self.trace_target)
         if ce is not None and self.cfg.route_weight > 0:
             aux["damex_route"] = self.cfg.route_weight * ce
         return aux
