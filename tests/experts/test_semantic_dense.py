@@ -28,14 +28,15 @@ def one_thread():
     torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("vision,grid", [("resnet10t", 2), ("vit", 8)])
-def test_dense_map_is_in_the_joint_space(vision: str, grid: int):
-    """Dense features [B, C_t, h, w]; for the pooled CNN tower their spatial mean is exactly the
-    global embedding (linear projection of the average-pooled map)."""
+@pytest.mark.parametrize("vision,size,grid", [("resnet10t", 64, 2), ("vit", 64, 8),
+                                              ("vit_tiny_patch16_224", 224, 14)])
+def test_dense_map_is_in_the_joint_space(vision: str, size: int, grid: int):
+    """Dense features [B, C_t, h, w] of a timm CNN, an open_clip ViT and a timm ViT tower; for
+    the average-pooled timm towers their spatial mean is exactly the global embedding."""
     torch.manual_seed(0)
-    model, _, info = semantic.build_clip(SemanticExpertConfig(image_size=64, embed_dim=16, embedded_vision=vision))
+    model, _, info = semantic.build_clip(SemanticExpertConfig(image_size=size, embed_dim=16, embedded_vision=vision))
     model.eval()
-    x = torch.randn(2, 3, 64, 64)
+    x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         d = semantic.dense_features(model.visual, x)
         g = model.visual(x)
