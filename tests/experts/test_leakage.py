@@ -21,9 +21,11 @@ from come.commands import pretrain_structure
 from come.config import ConfigError, load_config
 from come.data.coco import load_coco
 from come.data.synth import generate
+from come.experts.bank import expert_paths
 from come.experts.corpus import corpus_hashes, render_corpus
 from come.experts.trainset import datasets_of_key, trainset_key
 from come.utils.io import read_json
+from come.workflow.grid import resolve_run
 from come.workflow.plan import Plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,6 +83,9 @@ def test_workflow_plans_the_experts_of_a_run_from_its_own_training_set(monkeypat
     t4 = plan.train_inputs("single-come-f2c-BUSI")
     assert any(f.endswith("/trainset/BUSI/semantic/encoder.pt") for f in t4["experts"])
     assert plan.semantic_inputs("BUSI")["train"] == [f"{splits}/BUSI/train.json"]
+    # the bank of that run loads exactly the file the workflow built for it
+    paths = expert_paths(resolve_run("config/config.yaml", "single-come-f2c-BUSI"))
+    assert sorted(str(p) for p in paths.values()) == sorted(t4["experts"])
     # one fine-tuning job per distinct training set, not per run
     assert sorted(plan.trainsets) == ["BUSI", "all", "breast", "thyroid"]
 
