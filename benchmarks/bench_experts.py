@@ -23,6 +23,7 @@ from come.cli import main as come
 from come.config import load_config
 from come.config.schema import ALL_DATASETS
 from come.data.coco import load_coco, merge, subset
+from come.experts.trainset import semantic_dir
 from come.utils.io import read_json, write_json
 
 
@@ -76,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             assert come(["pretrain-semantic", "--config", args.config, *seeded, "--out", str(pre)]) == 0
             init = ["--init", str(pre / "clip.pt")]
         t_pre = time.time() - t1
+        sem = semantic_dir(out, load_config(args.config).run.train_datasets)   # where the bank looks
         assert come(["finetune-semantic", "--config", args.config, *seeded, *init,
-                     "--prompts", str(prompts), "--test", str(test), "--out", str(out / "semantic")]) == 0
-        per_seed.append((seed, read_json(out / "semantic_eval.json"), t_pre, time.time() - t1 - t_pre))
+                     "--prompts", str(prompts), "--test", str(test), "--out", str(sem)]) == 0
+        per_seed.append((seed, read_json(sem.parent / "semantic_eval.json"), t_pre, time.time() - t1 - t_pre))
     t2 = time.time()
-    assert come(["pretrain-structure", "--config", args.config, *sets, "--train", str(train),
-                 "--out", str(out / "structure")]) == 0
+    # MIM on the structure expert's own synthetic corpus (never benchmark images)
+    assert come(["pretrain-structure", "--config", args.config, *sets, "--out", str(out / "structure")]) == 0
     t_ste = time.time() - t2
 
     from come.experts.bank import load_shared_experts

@@ -1,6 +1,11 @@
 """`come finetune-semantic`: fine-tune the CLIP semantic expert on prompt pairs, export its
-frozen image encoder (<out>/encoder.pt) and write <out>/../semantic_eval.json (zero-shot
-benign/malignant accuracy on held-out lesion images, chance level, loss curve)."""
+frozen image encoder (<out>/encoder.pt, with the text embeddings of the test prompt and the
+class prompts, computed once here) and write <out>/../semantic_eval.json (zero-shot
+benign/malignant accuracy on held-out lesion images, chance level, loss curve).
+
+The pairs come from `--train SPLIT...` (the training splits of ONE training set: the workflow
+fine-tunes one expert per training set, so no run's expert saw another set's images; the
+prompts are written to <out>/prompts.jsonl) or from a `--prompts` JSONL of `come prompts`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +16,11 @@ from come.config import dump_config, load_config
 
 def configure(parser) -> None:
     add_config_args(parser)
-    parser.add_argument("--prompts", required=True, help="JSONL from `come prompts`")
-    parser.add_argument("--test", required=True, help="COCO test split for the zero-shot evaluation")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--train", nargs="+", help="COCO training splits of the training set (prompts built here)")
+    src.add_argument("--prompts", help="JSONL from `come prompts`")
+    parser.add_argument("--test", required=True, nargs="+",
+                        help="COCO test split(s) for the zero-shot evaluation (the training set's)")
     parser.add_argument("--out", required=True, help="output folder (e.g. results/experts/semantic)")
     parser.add_argument("--init", default="", help="start from this corpus-pretrained clip.pt "
                         "(`come pretrain-semantic`); default: experts.semantic's model as built")
@@ -21,9 +29,10 @@ def configure(parser) -> None:
 def run(args) -> int:
     import torch
 
-    from come.data.coco import load_coco
+    from come.data.coco import load_coco, merge
     from come.experts import semantic, semantic_pretrain as sp, semantic_train as st
-    from come.experts.prompts import LABELS, TEST_PROMPT, class_prompt, read_prompts
+    from come.experts.prompts import (LABELS, TEST_PROMPT, build_prompt_records, class_prompt, read_prompts,
+                                      write_jsonl)
     from come.utils.io import write_json
 
     cfg = load_config(args.config, args.overrides)
@@ -33,8 +42,13 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
-    records = read_prompts(args.prompts)
-    test = load_coco(args.test)
+    if args.train:
+        records = build_prompt_records(merge([load_coco(p) for p in args.train]), cfg.data.root,
+                                       where=" ".join(args.train))
+        write_jsonl(records, out / "prompts.jsonl")
+    else:
+        records = read_prompts(args.prompts)
+    test = merge([load_coco(p) for p in args.test])
     torch.manual_seed(cfg.train.seed)
     if sc.uses_corpus() and not args.init:
         print("note: experts.semantic expects a corpus-pretrained model (come pretrain-semantic) but no "
@@ -52,7 +66,8 @@ def run(args) -> int:
     result = {**after, "zero_shot_accuracy_before_finetune": before["zero_shot_accuracy"],
               "model": info["source"], "loss": sc.loss, "epochs": sc.epochs,
               "n_train_pairs": len(records), "loss_curve": {"step": hist["step_losses"], "epoch": hist["epoch_losses"]},
-              "seconds": hist["seconds"], "test": str(args.test), "prompts": str(args.prompts)}
+              "seconds": hist["seconds"], "test": list(args.test), "prompts": str(args.prompts or out / "prompts.jsonl"),
+              "train": list(args.train or [])}
     result["init"] = str(args.init) if args.init else info["source"]
     eval_path = write_json(out.parent / "semantic_eval.json", result)
     st.plot_loss(hist, out.parent / "semantic_loss.png", info.get("pretrain_epoch_losses"))

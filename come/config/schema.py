@@ -247,6 +247,10 @@ class StructureExpertConfig:
     batch_size: int = 16                   # MIM batch (small batches = more updates per epoch on CPU)
     mim_visible_weight: float = 0.5        # loss weight of the visible (frequency-corrupted) patches
     init_values: float = 0.1               # BEiT/USFM layer scale (gamma_1/gamma_2); 0 = none
+    # MIM without a checkpoint runs on a synthetic corpus (never on benchmark images, as USFM
+    # never saw the benchmark): images per source and its own seed (!= synth.seed)
+    pretrain_images_per_source: int = 32
+    pretrain_seed: int = 2000
 
     def validate(self) -> None:
         """Called by the experts' commands (come.experts)."""
@@ -258,6 +262,8 @@ class StructureExpertConfig:
                               "embed_dim of num_heads")
         if min(self.mim_epochs, self.batch_size, self.depth) < 1 or self.mim_lr <= 0:
             raise ConfigError("experts.structure: mim_epochs, batch_size, depth must be >= 1, mim_lr > 0")
+        if self.pretrain_images_per_source < 1 or self.pretrain_seed < 0:
+            raise ConfigError("experts.structure: pretrain_images_per_source must be >= 1 and pretrain_seed >= 0")
 
 
 @dataclass
@@ -276,6 +282,10 @@ class SemanticExpertConfig:
     lesion_crop_prob: float = 0.3          # training only: share of samples cropped around a lesion
     crop_context: float = 2.5              # lesion crop side = context x the box's longer side
     augment: bool = False                  # training only: random zoom 0.8-1, brightness/contrast +-20 %
+    # what the detector gets: "dense" = the tower's last feature map through its projection
+    # [B, C_t, h, w] + its cosine similarity to the test prompt [B, 1, h, w] (sampled at the
+    # tokens' reference points); "global" = one pooled embedding per image [B, C_t]
+    features: Literal["dense", "global"] = "dense"
     # embedded model only (no model_name / local_dir):
     embedded_vision: str = "resnet10t"     # "vit" (open_clip ViT, 4x128) or a timm model name (random init)
     pretrain_images_per_source: int = 200  # synthetic image-text corpus standing in for BiomedCLIP's
@@ -389,6 +399,10 @@ class Config:
         self.experts.structure.validate()
         self.experts.semantic.validate()
         sem = self.experts.semantic
+        ste = self.experts.structure
+        if not ste.checkpoint and self.data.source == "synth" and ste.pretrain_seed == self.synth.seed:
+            raise ConfigError(f"experts.structure.pretrain_seed: {ste.pretrain_seed} equals synth.seed, so the "
+                              "MIM corpus would contain the benchmark's images; pick another seed")
         if sem.uses_corpus() and self.data.source == "synth" and sem.pretrain_seed == self.synth.seed:
             raise ConfigError(f"experts.semantic.pretrain_seed: {sem.pretrain_seed} equals synth.seed, so the "
                               "pretraining corpus would contain the benchmark's test images; pick another seed")

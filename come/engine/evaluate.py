@@ -44,7 +44,7 @@ def predict(model: torch.nn.Module, postprocess: Callable, dataset: DetectionDat
         images = batch["images"].to(device)
         out = model(images, batch["pad_mask"].to(device),
                     batch["source_ids"].to(device), targets=None,
-                    shared=shared_features(bank, images))
+                    shared=shared_features(bank, images, batch["pad_mask"].to(device)))
         orig = torch.stack([t["orig_size"] for t in batch["targets"]]).to(device)
         dets = postprocess(out, orig)
         ids = [t["image_id"] for t in batch["targets"]]

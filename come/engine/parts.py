@@ -65,6 +65,6 @@ def load_bank(cfg: Config, device: torch.device) -> Optional[Callable[[Tensor], 
 
 
 @torch.no_grad()
-def shared_features(bank: Any, images: Tensor) -> Optional[dict[str, Tensor]]:
-    """bank(images) without gradients, or None without a bank."""
-    return None if bank is None else bank(images)
+def shared_features(bank: Any, images: Tensor, pad_mask: Optional[Tensor] = None) -> Optional[dict[str, Tensor]]:
+    """bank(images, pad_mask) without gradients (each image encoded unpadded), or None without a bank."""
+    return None if bank is None else bank(images, pad_mask)

@@ -140,7 +140,7 @@ class Trainer:
         pad_mask = batch["pad_mask"].to(self.device)
         source_ids = batch["source_ids"].to(self.device)
         targets = to_device(batch["targets"], self.device)
-        shared = shared_features(self.bank, images)
+        shared = shared_features(self.bank, images, pad_mask)
         no_sync = model.no_sync if (D.is_distributed() and not sync) else nullcontext
         with no_sync():
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):

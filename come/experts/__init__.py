@@ -6,5 +6,9 @@
   fine-tuned with InfoNCE or DHN-NCE, exported as a frozen image encoder.
 - `structure` / `mim`: the BEiT/USFM-style structure expert (STE): USFM checkpoint loading with
   relative-position-bias remapping, or masked-image-modelling pretraining (spatial + frequency).
-- `bank`: `load_shared_experts(cfg, device)` -> a frozen module giving {"structure", "semantic"}.
+- `semantic_pretrain` / `corpus`: pretraining of the embedded experts on synthetic corpora with
+  their own seeds (never benchmark images; the stand-ins for BiomedCLIP's and USFM's pretraining).
+- `trainset`: the training-set key under which a run's semantic expert is fine-tuned (no leakage).
+- `bank`: `load_shared_experts(cfg, device)` -> a frozen module giving, per UNPADDED image,
+  {"structure" map, "semantic" dense map (or global vector), "semantic_prompt" test-prompt map}.
 """

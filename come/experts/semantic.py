@@ -27,6 +27,7 @@ from open_clip.model import _build_vision_tower
 from torch import Tensor, nn
 
 from come.config.schema import SemanticExpertConfig
+from come.experts.prompts import TEST_PROMPT
 from come.utils.torchio import load_payload, save_payload
 
 FORMAT = "come-semantic-encoder/1"
@@ -118,9 +119,54 @@ def build_clip(cfg: SemanticExpertConfig, temperature: float | None = None) -> t
     return model, tokenizer, info
 
 
+def dense_features(visual: nn.Module, x: Tensor) -> Tensor:
+    """The vision tower's last feature map through its projection: [B, 3, S, S] -> [B, C_t, h, w].
+
+    Not normalised: with average pooling and a linear projection its spatial mean IS the global
+    (pre-normalisation) embedding, so each location lives in the same joint space. Supported:
+    open_clip's TimmModel (CNN map [B, C, h, w] or ViT tokens [B, P + N, C]) with a linear/MLP
+    head, and open_clip's VisionTransformer (patch tokens after ln_post, times proj).
+    """
+    if hasattr(visual, "trunk") and hasattr(visual, "head"):
+        f = visual.trunk.forward_features(x)
+        if f.dim() == 3:                                          # timm ViT: drop prefix tokens
+            f = f[:, int(getattr(visual.trunk, "num_prefix_tokens", 1)):]
+            g = int(round(f.shape[1] ** 0.5))
+            if g * g != f.shape[1]:
+                raise ValueError(f"semantic expert: {f.shape[1]} patch tokens are not a square grid")
+            f = f.reshape(f.shape[0], g, g, f.shape[2])
+        elif f.dim() == 4:
+            f = f.permute(0, 2, 3, 1)                             # [B, h, w, C]
+        else:
+            raise ValueError(f"semantic expert: unsupported trunk feature shape {tuple(f.shape)}")
+        for name, layer in visual.head.named_children():
+            if name == "pool":
+                raise ValueError("semantic expert: an attention-pooled tower has no dense projection; "
+                                 "set experts.semantic.features=global")
+            f = layer(f)
+        return f.permute(0, 3, 1, 2)
+    if hasattr(visual, "transformer") and hasattr(visual, "_pool"):
+        if getattr(visual, "attn_pool", None) is not None:
+            raise ValueError("semantic expert: an attention-pooled ViT has no dense projection; "
+                             "set experts.semantic.features=global")
+        t = visual.transformer(visual._embeds(x))
+        _, tok = visual._pool(t)
+        if getattr(visual, "final_ln_after_pool", False):
+            tok = visual.ln_post(tok)
+        if visual.proj is not None:
+            tok = tok @ visual.proj
+        g = int(round(tok.shape[1] ** 0.5))
+        return tok.reshape(tok.shape[0], g, g, tok.shape[2]).permute(0, 3, 1, 2)
+    raise ValueError(f"semantic expert: no dense features for a {type(visual).__name__} tower; "
+                     "set experts.semantic.features=global")
+
+
 class SemanticEncoder(nn.Module):
-    """Frozen-able image encoder: images [B, 3, S, S] normalised with `mean`/`std` -> [B, C_t]
-    L2-normalised embeddings in the joint image-text space."""
+    """Frozen image encoder. forward: images [B, 3, S, S] normalised with `mean`/`std` -> [B, C_t]
+    L2-normalised embeddings in the joint image-text space; `dense(x)` -> [B, C_t, h, w] (each
+    location L2-normalised); `prompt_map(dense)` -> [B, 1, h, w] cosine similarity to the test
+    prompt "Diagnosis for Ultrasound Image", whose text embedding was computed once, when the
+    expert was exported (`test_prompt_embedding` [C_t])."""
 
     def __init__(self, visual: nn.Module, image_size: int, mean: list[float], std: list[float],
                  embed_dim: int, prompt_texts: list[str] | None = None,
@@ -139,6 +185,24 @@ class SemanticEncoder(nn.Module):
         if isinstance(out, (tuple, list)):
             out = out[0]
         return torch.nn.functional.normalize(out, dim=-1)
+
+    def dense(self, x: Tensor) -> Tensor:
+        """[B, 3, S, S] -> [B, C_t, h, w], L2-normalised over C_t at each location."""
+        return torch.nn.functional.normalize(dense_features(self.visual, x), dim=1)
+
+    @property
+    def test_prompt_embedding(self) -> Tensor:
+        """[C_t] L2-normalised text embedding of TEST_PROMPT (stored in encoder.pt)."""
+        if TEST_PROMPT not in self.prompt_texts:
+            raise ValueError(f"semantic expert: encoder.pt holds no embedding of the test prompt {TEST_PROMPT!r} "
+                             f"(stored prompts: {self.prompt_texts[:3]}); re-export it with come finetune-semantic")
+        t = self.prompt_embeddings[self.prompt_texts.index(TEST_PROMPT)]
+        return torch.nn.functional.normalize(t.float(), dim=0)
+
+    def prompt_map(self, dense: Tensor) -> Tensor:
+        """dense [B, C_t, h, w] (normalised) -> [B, 1, h, w] cosine similarity to the test prompt."""
+        t = self.test_prompt_embedding.to(dense)
+        return torch.einsum("bchw,c->bhw", dense, t)[:, None]
 
 
 def export_encoder(model: nn.Module, info: dict, path: str | Path, prompt_texts: list[str],

@@ -16,7 +16,6 @@ Files (come pretrain-semantic --out D):
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Callable
 
@@ -24,10 +23,9 @@ import open_clip
 from torch import nn
 
 from come.config.schema import Config, ConfigError, SemanticExpertConfig
-from come.data.coco import load_coco, merge
+from come.experts.corpus import corpus_synth_config, render_corpus
 from come.experts.prompts import build_prompt_records, write_jsonl
 from come.experts.semantic import build_clip, embedded_model_cfg
-from come.utils.io import write_json
 from come.utils.torchio import load_payload, save_payload
 
 FORMAT = "come-semantic-clip/1"
@@ -39,25 +37,14 @@ def corpus_config(cfg: Config) -> Config:
     if not sc.uses_corpus():
         raise ConfigError("experts.semantic: no pretraining corpus is used (model_name/local_dir is set, "
                           "or pretrain_images_per_source is 0)")
-    cfg.validate()                     # includes: pretrain_seed != synth.seed on the synthetic benchmark
-    ccfg = copy.deepcopy(cfg)
-    ccfg.synth.seed = sc.pretrain_seed
-    ccfg.synth.images_per_source = sc.pretrain_images_per_source
-    ccfg.synth.validate()
-    return ccfg
+    return corpus_synth_config(cfg, sc.pretrain_seed, sc.pretrain_images_per_source)
 
 
 def build_corpus(cfg: Config, out: str | Path) -> list[dict]:
     """Render the corpus under `out`/corpus and write `out`/corpus_prompts.jsonl; return the records."""
-    from come.data.synth import generate
-
     out = Path(out)
     ccfg = corpus_config(cfg)
-    written = generate(ccfg, out / "corpus")
-    parts = [load_coco(written[name]) for name in ccfg.synth.sources]
-    coco = merge(parts, {"description": "synthetic pretraining corpus of the semantic expert",
-                         "seed": ccfg.synth.seed})
-    write_json(out / "corpus" / "annotations.json", coco)
+    coco = render_corpus(cfg, ccfg.synth.seed, ccfg.synth.images_per_source, out / "corpus", "semantic expert")
     records = build_prompt_records(coco, out / "corpus", where=str(out / "corpus" / "annotations.json"))
     write_jsonl(records, out / "corpus_prompts.jsonl")
     return records

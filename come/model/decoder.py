@@ -6,8 +6,8 @@ layer), refs list of [B, Q, 4] sigmoid boxes (dec_layers + 1: the initial anchor
 layer's undetached refinement), aux list[dict])`.
 Each layer: self-attention (query pos from the sine embedding of the current reference box),
 deformable cross-attention with 4-d reference boxes, FFN slot with ref_points = the current
-reference box centres scaled to the padded input canvas (boxes themselves stay normalised to the
-unpadded image, like the targets).
+reference box centres normalised to the unpadded image (like the boxes and targets; the frame
+of the shared-expert maps).
 """
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ class DeformableDecoder(nn.Module):
         for i, layer in enumerate(self.layers):
             ref_input = ref[:, :, None] * ratios                                     # [B, Q, L, 4]
             query_pos = self.ref_point_head(sine_embed_boxes(ref_input[:, :, 0], self.d_model))
-            # box centres in the padded-canvas frame (the frame of the shared-expert maps)
-            ctx = FFNContext(source_ids=source_ids, ref_points=ref_input[:, :, 0, :2], key_padding_mask=None,
+            # box centres normalised to the unpadded image (the frame of the shared-expert maps)
+            ctx = FFNContext(source_ids=source_ids, ref_points=ref[:, :, :2], key_padding_mask=None,
                              shared=shared or {}, stage="decoder", layer_idx=i, num_denoising=num_dn)
             out, aux = layer(out, query_pos, ref_input, memory, tokens, attn_mask, ctx)
             auxes.append(aux)

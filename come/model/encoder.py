@@ -3,8 +3,8 @@
 `DeformableEncoder(tokens: MultiScaleTokens, source_ids [B], shared) -> (memory [B, N, D],
 aux list[dict])`. Each layer: multi-scale deformable self-attention over all levels (post-norm
 residual), then the FFN sub-layer built by `build_ffn(cfg, D, "encoder", i)` and called with
-FFNContext(ref_points = each token's cell centre normalised to the padded input canvas
-[B, 3, H, W], i.e. the frame of any shared-expert map computed from the batch images;
+FFNContext(ref_points = each token's cell centre normalised to its image's unpadded extent,
+the frame of the shared-expert maps (come.experts.bank); tokens in the padding get values > 1;
 key_padding_mask = the token padding mask).
 """
 from __future__ import annotations
@@ -39,16 +39,6 @@ def encoder_reference_points(spatial_shapes: Tensor, valid_ratios: Tensor) -> Te
     return torch.cat(refs, 1)
 
 
-def canvas_centres(spatial_shapes: Tensor, batch: int, device: torch.device) -> Tensor:
-    """Cell centres of every level normalised to the (padded) map: [B, N, 2] (x, y) in (0, 1)."""
-    out = []
-    for h, w in spatial_shapes.tolist():
-        ys, xs = torch.meshgrid((torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h,
-                                (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w, indexing="ij")
-        out.append(torch.stack([xs.reshape(-1), ys.reshape(-1)], -1))
-    return torch.cat(out, 0)[None].expand(batch, -1, -1)
-
-
 class DeformableEncoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_idx: int):
         super().__init__()
@@ -77,10 +67,9 @@ class DeformableEncoder(nn.Module):
                 shared: Optional[dict[str, Tensor]] = None) -> tuple[Tensor, list[dict[str, Tensor]]]:
         ref = encoder_reference_points(tokens.spatial_shapes, tokens.valid_ratios)   # [B, N, 2]
         ref_levels = ref[:, :, None] * tokens.valid_ratios[:, None]                  # [B, N, L, 2]
-        centres = canvas_centres(tokens.spatial_shapes, ref.shape[0], ref.device)     # [B, N, 2]
         src, auxes = tokens.src, []
         for i, layer in enumerate(self.layers):
-            ctx = FFNContext(source_ids=source_ids, ref_points=centres, key_padding_mask=tokens.mask,
+            ctx = FFNContext(source_ids=source_ids, ref_points=ref, key_padding_mask=tokens.mask,
                              shared=shared or {}, stage="encoder", layer_idx=i)
             src, aux = layer(src, tokens.pos, ref_levels, tokens, ctx)
             auxes.append(aux)

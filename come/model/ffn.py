@@ -22,7 +22,8 @@ class FFNContext:
 
     source_ids:       [B] long, index of each image's dataset in `cfg.run.train_datasets`
                       (-1 for an evaluation-only dataset).
-    ref_points:       [B, L, 2] normalised (x, y) position of each token, or None.
+    ref_points:       [B, L, 2] (x, y) position of each token normalised to its image's unpadded
+                      extent (the frame of the shared-expert maps), or None.
     key_padding_mask: [B, L] bool, True = padded token, or None.
     shared:           name -> frozen shared-expert features, [B, C, h, w] or [B, C].
     num_denoising:    the first `num_denoising` of the L tokens are denoising queries (decoder,

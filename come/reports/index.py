@@ -66,16 +66,21 @@ EXPERT_FIGURES = (("semantic_loss.png", "semantic expert: contrastive loss (corp
 
 
 def experts_section(results: Path, experts: Path) -> list[str]:
-    """Markdown lines on the shared experts: zero-shot accuracy vs chance, their figures."""
+    """Markdown lines on the shared experts: zero-shot accuracy vs chance, their figures. The
+    semantic expert is fine-tuned per training set (experts/trainset/<key>/), one line each."""
     lines = ["", "## Shared experts", ""]
-    ev_path = experts / "semantic_eval.json"
-    if ev_path.is_file():
-        ev = read_json(ev_path)
-        lines.append(f"- semantic expert ({ev.get('model', '?')}): zero-shot benign/malignant accuracy "
-                     f"{ev['zero_shot_accuracy']:.3f} on {ev['n_images']} held-out lesion images vs chance "
-                     f"(majority class) {ev['chance_level']:.3f}, one-sided binomial p = "
-                     f"{ev['p_value_vs_chance']:.2g}; before fine-tuning {ev['zero_shot_accuracy_before_finetune']:.3f}")
-    figs = [(experts / name, what) for name, what in EXPERT_FIGURES if (experts / name).is_file()]
+    dirs = [(experts, "")] + [(d, f" fine-tuned on training set {d.name}")
+                              for d in sorted(experts.glob("trainset/*")) if d.is_dir()]
+    for folder, which in dirs:
+        ev_path = folder / "semantic_eval.json"
+        if ev_path.is_file():
+            ev = read_json(ev_path)
+            lines.append(f"- semantic expert ({ev.get('model', '?')}){which}: zero-shot benign/malignant accuracy "
+                         f"{ev['zero_shot_accuracy']:.3f} on {ev['n_images']} held-out lesion images vs chance "
+                         f"(majority class) {ev['chance_level']:.3f}, one-sided binomial p = "
+                         f"{ev['p_value_vs_chance']:.2g}; before fine-tuning {ev['zero_shot_accuracy_before_finetune']:.3f}")
+    figs = [(folder / name, what + which) for folder, which in dirs for name, what in EXPERT_FIGURES
+            if (folder / name).is_file()]
     for path, what in figs:
         rel = path.relative_to(results) if path.is_relative_to(results) else path
         lines.append(f"- [{path.name}]({rel}): {what}")

@@ -13,6 +13,8 @@ from pathlib import Path
 from come.config import Config, load_config
 from come.config.loader import deep_merge, to_dict
 
+from come.experts.trainset import canonical, semantic_dir, trainset_key
+
 from .grid import GROUPS, Grid, RunSpec, expand_runs, load_grid, run_dict
 
 
@@ -70,8 +72,34 @@ class Plan:
     def merged(self, group: str, part: str) -> str:
         return str(Path(self.splits_root, "merged", group, f"{part}.json"))
 
-    def expert_file(self, kind: str) -> str:
+    def expert_file(self, kind: str, train_datasets: list[str] | None = None) -> str:
+        """encoder.pt of an expert: the structure expert is shared (it never sees a benchmark
+        image); the semantic one is fine-tuned per training set (come.experts.trainset)."""
+        if kind == "semantic":
+            return str(semantic_dir(self.experts_root, train_datasets or []) / "encoder.pt")
         return str(Path(self.experts_root, kind, "encoder.pt"))
+
+    @property
+    def trainsets(self) -> dict[str, list[str]]:
+        """Training-set key -> datasets, for every training set of a run using the semantic expert."""
+        out = {}
+        for spec in self.runs:
+            if "semantic" in self.experts_of[spec.id]:
+                out[trainset_key(spec.train_datasets)] = canonical(spec.train_datasets)
+        return dict(sorted(out.items()))
+
+    def semantic_inputs(self, key: str) -> dict[str, list[str]]:
+        """What the semantic expert of training set `key` is built from: that set's train splits
+        (fine-tuning prompts), its test splits (zero-shot evaluation only), the corpus-pretrained init."""
+        ds = self.trainsets[key]
+        return {"train": [self.split(d, "train") for d in ds], "test": [self.split(d, "test") for d in ds],
+                "init": self.semantic_init}
+
+    @property
+    def expert_files(self) -> list[str]:
+        """Every expert file some run needs (one semantic expert per training set)."""
+        files = [self.expert_file("structure")] if "structure" in self.experts_needed else []
+        return files + [self.expert_file("semantic", ds) for ds in self.trainsets.values()]
 
     @property
     def semantic_init(self) -> list[str]:
@@ -114,7 +142,7 @@ class Plan:
         spec = self.spec(run_id)
         return {"train": [self.split(d, "train") for d in spec.train_datasets],
                 "test": [self.split(d, "test") for d in spec.eval_datasets],
-                "experts": [self.expert_file(k) for k in sorted(self.experts_of[run_id])]}
+                "experts": [self.expert_file(k, spec.train_datasets) for k in sorted(self.experts_of[run_id])]}
 
     def run_signature(self, run_id: str) -> str:
         """Hash of what a run's training depends on (config sections, preset, row, seed,

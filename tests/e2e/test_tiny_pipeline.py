@@ -56,9 +56,12 @@ def test_every_table_and_figure_is_produced(tiny_results):
         assert png.with_suffix(".pdf").exists()
     index = (res / "README.md").read_text()
     assert "table2_main" in index
-    for f in ("semantic_eval.json", "semantic_loss.png", "mim_loss.png", "mim_reconstructions.png",
+    # the semantic expert of the training set of tiny-come ("all" = the tiny config's BUSI + DDTI)
+    for f in ("trainset/BUSI+DDTI/semantic_eval.json", "trainset/BUSI+DDTI/semantic_loss.png", "mim_loss.png",
+              "mim_reconstructions.png", "structure/corpus/annotations.json",
               "semantic_pretrain/clip.pt", "semantic_pretrain/corpus_prompts.jsonl"):
         assert (res / "experts" / f).exists(), f
+    assert "fine-tuned on training set BUSI+DDTI" in index
 
 
 def test_resolved_config_beside_every_output(tiny_results):

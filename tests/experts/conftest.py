@@ -89,3 +89,20 @@ def tiny_data(tmp_path: Path) -> Path:
     """A 24-image two-source COCO (root = tmp_path/data); returns the COCO path."""
     torch.set_num_threads(1)
     return make_dataset(tmp_path / "data")
+
+
+def write_experts(root: Path, sem_size: int = 64, vision: str = "resnet10t") -> None:
+    """Random-init structure + semantic experts as the bank reads them for the default training
+    set (all datasets): root/structure/encoder.pt, root/trainset/all/semantic/encoder.pt."""
+    from come.config.schema import SemanticExpertConfig, StructureExpertConfig
+    from come.experts import semantic, structure
+    from come.experts.prompts import TEST_PROMPT
+
+    torch.manual_seed(0)
+    arch = structure.arch_from_cfg(StructureExpertConfig(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2))
+    structure.export_encoder(structure.build_vit(arch), arch, root / "structure" / "encoder.pt", source="test")
+    model, tok, info = semantic.build_clip(SemanticExpertConfig(image_size=sem_size, embed_dim=16,
+                                                                embedded_vision=vision))
+    texts = [TEST_PROMPT, f"{TEST_PROMPT}: Benign"]
+    emb = torch.nn.functional.normalize(model.encode_text(tok(texts)), dim=-1).detach()
+    semantic.export_encoder(model, info, root / "trainset" / "all" / "semantic" / "encoder.pt", texts, emb)

@@ -7,22 +7,12 @@ import pytest
 import torch
 
 from come.config import load_config
-from come.config.schema import SemanticExpertConfig, StructureExpertConfig
-from come.experts import semantic, structure
 from come.experts.bank import SharedExpertBank, load_shared_experts
 from come.experts.images import IMAGENET_MEAN, IMAGENET_STD, normalize
 
+from .conftest import write_experts
+
 torch.set_num_threads(1)
-
-
-def _write_experts(root: Path) -> None:
-    torch.manual_seed(0)
-    arch = structure.arch_from_cfg(StructureExpertConfig(img_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2))
-    structure.export_encoder(structure.build_vit(arch), arch, root / "structure" / "encoder.pt", source="test")
-    model, tok, info = semantic.build_clip(SemanticExpertConfig(image_size=32, embed_dim=16))
-    texts = ["Diagnosis for Ultrasound Image"]
-    emb = torch.nn.functional.normalize(model.encode_text(tok(texts)), dim=-1)
-    semantic.export_encoder(model, info, root / "semantic" / "encoder.pt", texts, emb)
 
 
 def _cfg(root: Path, **ffn):
@@ -43,7 +33,7 @@ def test_missing_file_names_it_and_the_command(tmp_path: Path):
 
 
 def test_bank_shapes_frozen_and_cache(tmp_path: Path):
-    _write_experts(tmp_path)
+    write_experts(tmp_path)
     bank = load_shared_experts(_cfg(tmp_path), "cpu")
     assert isinstance(bank, SharedExpertBank)
     assert all(not p.requires_grad for p in bank.parameters())
@@ -52,18 +42,21 @@ def test_bank_shapes_frozen_and_cache(tmp_path: Path):
     images = normalize(torch.rand(2, 3, 50, 70), IMAGENET_MEAN, IMAGENET_STD)
     feats = bank(images)
     assert feats["structure"].shape == (2, 32, 4, 4)
-    assert feats["semantic"].shape == (2, 16)
-    assert bank.channels == {"structure": 32, "semantic": 16}
+    assert feats["semantic"].shape == (2, 16, 2, 2) and feats["semantic_prompt"].shape == (2, 1, 2, 2)
+    assert bank.channels == {"structure": 32, "semantic": 16, "semantic_prompt": 1}
     assert torch.equal(bank(images)["structure"], feats["structure"])       # deterministic
     only_see = load_shared_experts(_cfg(tmp_path, use_ste="false"), "cpu")
-    assert set(only_see(images)) == {"semantic"}
+    assert set(only_see(images)) == {"semantic", "semantic_prompt"}
     cached = load_shared_experts(load_config(None, [f"experts.root={tmp_path}", "model.ffn.type=come",
-                                                    "experts.cache_features=true"]), "cpu")
+                                                    "experts.cache_features=true",
+                                                    "experts.semantic.features=global"]), "cpu")
     a = cached(images)
     b = cached(torch.cat([images, images.flip(-1)]))
     assert cached.cache.hits == 4 and cached.cache.misses == 8
     assert torch.allclose(a["structure"], b["structure"][:2], atol=1e-6)
-    assert torch.allclose(b["semantic"][2:], feats_flip(bank, images), atol=1e-6)
+    plain = load_shared_experts(load_config(None, [f"experts.root={tmp_path}", "model.ffn.type=come",
+                                                   "experts.semantic.features=global"]), "cpu")
+    assert torch.allclose(b["semantic"][2:], feats_flip(plain, images), atol=1e-6)
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
         bank(torch.rand(3, 8, 8))
 

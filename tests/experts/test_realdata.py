@@ -48,7 +48,7 @@ def test_prompts_and_features_on_busbra(busbra: Path):
         def forward(self, x):
             return x.mean(dim=(2, 3))
 
-    feats = SharedExpertBank(None, _Stub())(batch)["semantic"]
+    feats = SharedExpertBank(None, _Stub(), semantic_features="global")(batch)["semantic"]
     # the bank undoes the detector's normalisation and applies the expert's (identity here):
     # the stub sees the raw grey pixels again
     raw = torch.stack([resize_square(im, 32) for im in imgs]).mean(dim=(2, 3))

@@ -1,10 +1,11 @@
-# Shared experts of COME: the structure expert (MIM-pretrained or USFM weights) and the semantic
-# expert (CLIP fine-tuned on diagnosis prompts). Built only when a COME run of the grid uses them.
+# Shared experts of COME, built only when a COME run of the grid uses them. No leakage: the
+# structure expert (USFM weights, or MIM on a synthetic corpus with its own seed) never sees a
+# benchmark image, so one serves every run; the semantic expert (CLIP fine-tuned on diagnosis
+# prompts) is fine-tuned once per distinct training set, on that set's training images only
+# (results/experts/trainset/<key>/, key = come.experts.trainset.trainset_key).
 
 
 rule pretrain_structure:
-    input:
-        train=PLAN.merged("all", "train"),
     output:
         encoder=f"{EXPERTS}/structure/encoder.pt",
         loss=f"{EXPERTS}/mim_loss.png",
@@ -25,8 +26,7 @@ rule pretrain_structure:
         cfg=COME_CONFIG,
         out=parent("encoder"),
     shell:
-        "come pretrain-structure --config {params.cfg} --train {input.train}"
-        " --out {params.out} > {log} 2>&1"
+        "come pretrain-structure --config {params.cfg} --out {params.out} > {log} 2>&1"
 
 
 rule pretrain_semantic:
@@ -56,17 +56,19 @@ rule pretrain_semantic:
 
 rule finetune_semantic:
     input:
-        prompts=PLAN.prompts,
-        test=PLAN.merged("all", "test"),
+        train=lambda wildcards: PLAN.semantic_inputs(wildcards.tset)["train"],
+        test=lambda wildcards: PLAN.semantic_inputs(wildcards.tset)["test"],
         init=PLAN.semantic_init,
     output:
-        encoder=f"{EXPERTS}/semantic/encoder.pt",
-        evaluation=f"{EXPERTS}/semantic_eval.json",
-        loss=f"{EXPERTS}/semantic_loss.png",
+        encoder=f"{EXPERTS}/trainset/{{tset}}/semantic/encoder.pt",
+        evaluation=f"{EXPERTS}/trainset/{{tset}}/semantic_eval.json",
+        loss=f"{EXPERTS}/trainset/{{tset}}/semantic_loss.png",
     log:
-        f"{LOGS}/experts/semantic.log",
+        f"{LOGS}/experts/semantic_{{tset}}.log",
     benchmark:
-        f"{BENCH}/experts/semantic.tsv"
+        f"{BENCH}/experts/semantic_{{tset}}.tsv"
+    wildcard_constraints:
+        tset="|".join(re.escape(k) for k in PLAN.trainsets) or "none",
     threads: CFG.workflow.experts_threads
     resources:
         mem_mb=CFG.workflow.train_mem_mb,
@@ -79,7 +81,7 @@ rule finetune_semantic:
         cfg=COME_CONFIG,
         out=parent("encoder"),
     shell:
-        "come finetune-semantic --config {params.cfg} --prompts {input.prompts}"
+        "come finetune-semantic --config {params.cfg} --train {input.train}"
         " --test {input.test} --out {params.out}"
         + (" --init {input.init}" if PLAN.semantic_init else "")
         + " > {log} 2>&1"
@@ -87,7 +89,7 @@ rule finetune_semantic:
 
 rule experts:
     input:
-        [f"{EXPERTS}/{kind}/encoder.pt" for kind in sorted(PLAN.experts_needed)],
+        PLAN.expert_files,
     output:
         # a marker so results/experts exists (DVC stage output) even when no run needs experts
         touch(f"{EXPERTS}/experts.done"),

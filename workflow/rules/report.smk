@@ -53,14 +53,8 @@ rule figures:
     input:
         summary=rules.summarize.output.csv,
         datacards=rules.data.input,
-        experts=[
-            f"{EXPERTS}/{name}"
-            for name, kind in (
-                ("mim_loss.png", "structure"),
-                ("semantic_eval.json", "semantic"),
-            )
-            if kind in PLAN.experts_needed
-        ],
+        experts=([f"{EXPERTS}/mim_loss.png"] if "structure" in PLAN.experts_needed else [])
+        + [f"{EXPERTS}/trainset/{key}/semantic_eval.json" for key in PLAN.trainsets],
     output:
         directory(f"{RES}/figures"),
     log:

@@ -5,8 +5,11 @@
 
 Only the experts switched on (`cfg.use_ste` -> "structure", `cfg.use_see` -> "semantic") get a
 projection. A map [B, C, h, w] is sampled bilinearly at each token's `ctx.ref_points`
-(grid_sample, align_corners=False, grid = 2 * p - 1, zero padding); without ref_points it is
-average-pooled. A vector [B, C] is broadcast to every token. Projection: Linear(C, D) when
+(grid_sample, align_corners=False, grid = 2 * p - 1, zero padding); maps are in each image's own
+(unpadded) frame, as are the reference points, so tokens in the padding (p > 1) read zeros.
+Without ref_points a map is average-pooled. When ctx.shared also holds "semantic_prompt"
+[B, 1, h, w] (the semantic map's similarity to the test prompt), its samples are appended to the
+semantic rows, so the semantic projection sees C_t + 1 channels. A vector [B, C] is broadcast to every token. Projection: Linear(C, D) when
 `cfg.structure_dim` / `cfg.semantic_dim` give C, else nn.LazyLinear(D) sized at the first call
 that sees the features (run one forward before building the optimiser, or set the dims).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -62,9 +66,13 @@ class SharedProjections(nn.Module):
                 out[name] = None
                 continue
             rows = tokens_from_feature(f.detach(), ctx.ref_points, batch, length, name)
+            extra = shared.get(f"{name}_prompt")
+            if extra is not None:
+                extra = tokens_from_feature(extra.detach(), ctx.ref_points, batch, length, f"{name}_prompt")
+                rows = torch.cat([rows, extra.to(rows.dtype)], -1)
             if isinstance(proj, nn.Linear) and not isinstance(proj, nn.LazyLinear) \
                     and rows.shape[-1] != proj.in_features:
-                raise ValueError(f"ctx.shared[{name!r}] has {rows.shape[-1]} channels but "
-                                 f"model.ffn.{name}_dim = {proj.in_features}")
+                raise ValueError(f"ctx.shared[{name!r}] has {rows.shape[-1]} channels (with the test-prompt "
+                                 f"map, if any) but model.ffn.{name}_dim = {proj.in_features}")
             out[name] = proj(rows)
         return out
