@@ -55,17 +55,19 @@ def test_bank_features_of_an_image_do_not_depend_on_its_batch(bank):
         bank(imgs, torch.flip(pad, (1,)))
 
 
-def test_come_block_output_of_an_image_alone_equals_batched_with_a_larger_image(bank):
+@pytest.mark.parametrize("clustering", ["none", "fine2coarse", "multistep", "mixing"])
+def test_come_block_output_of_an_image_alone_equals_batched_with_a_larger_image(bank, clustering):
     """The COME FFN on image A's tokens (a stride-16 token grid, reference points from the
     detector's encoder) gives the same output (1e-5) alone and batched with a larger image.
 
-    Clustering is off here: its batched k-means++ seeding draws per batch (come.model.moe.
-    clustering, not the shared experts), and the whole detector is not batch-invariant either
-    (backbone convolutions and GroupNorm see the padding); this isolates the shared experts,
-    fusion and routing (capacity 0 = no token dropped)."""
+    With every clustering: k-means++ draws at fractions shared by the images, so an image's
+    centres do not depend on its partners (mutation caught: one uniform draw per row of the
+    batch, as before). The whole detector is not batch-invariant (backbone convolutions and
+    GroupNorm see the padding); this isolates the shared experts, clustering, fusion and routing
+    (capacity 0 = no token dropped)."""
     torch.manual_seed(0)
     ffn = COMEFFN(FFNConfig(type="come", hidden_dim=32, num_experts=4, top_k=2, capacity_factor=0.0,
-                            kmeans_iters=3, fine_k=4, coarse_k=2, clustering="none"), 16, "encoder", 0).eval()
+                            kmeans_iters=3, fine_k=4, coarse_k=2, clustering=clustering), 16, "encoder", 0).eval()
     a, pa, imgs, pad = _pair()
     ha, wa, hs = H // 16, W // 16, S // 16
     xa = torch.randn(1, ha * wa, 16)

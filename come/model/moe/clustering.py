@@ -8,7 +8,8 @@
 K-means: Lloyd iterations over the valid tokens of each image, a fixed number of iterations,
 then a final assignment to the final centres (as scikit-learn's Lloyd with max_iter=iters).
 Init: given centres, or k-means++ with a seeded private generator (deterministic, never touches
-the global RNG; inverse-CDF draws, so tokens outside `valid` change no draw). `valid` marks the
+the global RNG; inverse-CDF draws at fractions shared by every image, so tokens outside `valid`
+change no draw and an image's centres do not depend on its batch partners). `valid` marks the
 tokens that estimate the centres; every token (valid or not) gets the nearest final centre, which
 is how COME assigns denoising queries to centres fitted on the matching queries. Empty cluster: keeps its previous centre. Fewer valid tokens than k: centres
 repeat (k-means++ draws with replacement once every token is a centre).
@@ -48,29 +49,31 @@ def sq_dists(x: Tensor, c: Tensor) -> Tensor:
     return d.clamp_min(0)
 
 
-def draw(w: Tensor, gen: torch.Generator) -> Tensor:
+def draw(w: Tensor, u: Tensor) -> Tensor:
     """One index per row of w [B, N] (>= 0, positive row sums) with probability w / sum(w), by
-    inverse-CDF sampling: zero-weight tokens (padding, denoising queries) anywhere in the row
-    leave the drawn token unchanged."""
+    inverse-CDF sampling at the fraction u (a 0-d tensor in [0, 1), the same for every row):
+    zero-weight tokens (padding, denoising queries) anywhere in the row leave the drawn token
+    unchanged, and a row's draw does not depend on the other rows of the batch."""
     c = w.cumsum(1)
-    u = torch.rand(w.shape[0], 1, generator=gen, device=w.device, dtype=c.dtype) * c[:, -1:]
-    return torch.searchsorted(c, u, right=True).clamp_max(w.shape[1] - 1).squeeze(1)
+    t = u.to(device=w.device, dtype=c.dtype) * c[:, -1:]
+    return torch.searchsorted(c, t, right=True).clamp_max(w.shape[1] - 1).squeeze(1)
 
 
 def kmeanspp_init(x: Tensor, k: int, valid: Optional[Tensor] = None, seed: int = 0) -> Tensor:
     """k-means++ centres [B, k, D] drawn among the valid tokens with a seeded generator."""
     b, n, _ = x.shape
-    gen = torch.Generator(device=x.device).manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(k, generator=gen)            # one fraction per draw, shared by every image
     w_valid = torch.ones(b, n, device=x.device) if valid is None else valid.float()
     w_valid = torch.where(w_valid.sum(1, keepdim=True) > 0, w_valid, torch.ones_like(w_valid))
     rows = torch.arange(b, device=x.device)
-    first = draw(w_valid, gen)
+    first = draw(w_valid, u[0])
     centres = [x[rows, first]]
     closest = sq_dists(x, centres[0][:, None]).squeeze(2)                 # [B, N]
-    for _ in range(1, k):
+    for j in range(1, k):
         w = closest * w_valid
         w = torch.where(w.sum(1, keepdim=True) > 0, w, w_valid)           # all covered: uniform
-        nxt = draw(w, gen)
+        nxt = draw(w, u[j])
         centres.append(x[rows, nxt])
         closest = torch.minimum(closest, sq_dists(x, centres[-1][:, None]).squeeze(2))
     return torch.stack(centres, 1)
