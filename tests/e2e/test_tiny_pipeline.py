@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from come.reports.figures import FIGURES
 from tests.coco_reference import pycocotools_ap
 from tests.workflow.helpers import copy_repo, tool, tool_env
 
@@ -35,7 +36,11 @@ def test_every_table_and_figure_is_produced(tiny_results):
         for ext in (".csv", ".md", ".tex"):
             assert (res / "tables" / f"{name}{ext}").stat().st_size > 0, name + ext
     figures = json.loads((res / "figures" / "figures.json").read_text())
-    assert figures, "no figure was drawn"
+    assert [e["name"] for e in figures] == list(FIGURES)           # an empty manifest fails
+    written = [e for e in figures if e["status"] == "written"]
+    assert written, "no figure was drawn"
+    for e in written:
+        assert e["files"] and all((res / "figures" / f).stat().st_size > 0 for f in e["files"]), e
     for png in res.glob("figures/*.png"):
         assert png.with_suffix(".pdf").exists()
     index = (res / "README.md").read_text()
