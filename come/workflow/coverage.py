@@ -1,8 +1,10 @@
 """Which paper-table rows (come_paper_tables.csv) the expanded grid serves.
 
 A csv row (table, paradigm, method, variant, dataset) is covered by a run that serves the cell
-(table, paradigm, method, variant) and either names the dataset column explicitly (fifth item,
-Table 6) or evaluates on that dataset (`Mean` is covered by any run of the cell).
+(table, paradigm, method, variant) and whose summary would hold a row for that dataset column:
+the columns are those `come summarize` writes for the cell (`come.reports.summary.cell_rows`,
+given a value for every metric of every dataset the run evaluates), so a run evaluated on BUV
+for Table 4 but not trained on it does not cover Table 2's BUV column.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from come.config import Config, ConfigError
+from come.reports.runs import RunInfo
+from come.reports.summary import CLUSTER_TIME, cell_rows
 
 from .grid import Grid, RunSpec, expand_runs
 
@@ -39,10 +43,14 @@ def read_paper_rows(csv_path: str | Path) -> list[dict]:
 
 
 def columns_of(spec: RunSpec, cell: tuple[str, ...]) -> set[str]:
-    """The csv `dataset` labels a run fills for one served cell."""
-    if len(cell) == 5:
-        return {cell[4]}
-    return set(spec.eval_datasets) | {"Mean"}
+    """The csv `dataset` labels a run fills for one served cell: the summary's own rule
+    applied to a stand-in run that has every metric on every dataset it evaluates."""
+    values = {m: 1.0 for m in ("AP", "AP50", "AP75", "Recall")}
+    run = RunInfo(run=spec.id, path=Path(spec.id), method=spec.row.method,
+                  paradigm=spec.row.paradigm, variant=spec.row.variant, seed=spec.seed,
+                  cells=[cell], datasets={ds: dict(values) for ds in spec.eval_datasets},
+                  timing={CLUSTER_TIME: 1.0}, train_datasets=list(spec.train_datasets))
+    return {r["dataset"] for r in cell_rows(run, cell)}
 
 
 def cell_index(specs: list[RunSpec]) -> dict[tuple[str, str, str, str, str], list[str]]:

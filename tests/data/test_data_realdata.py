@@ -90,7 +90,9 @@ def test_ddti_crops_of_one_frame_stay_together(ddti):
     assert not tr & te
 
 
+@pytest.mark.slow
 def test_ddti_conversion_is_reproducible(ddti, tmp_path):
+    """Slow tier (always run by .ci/run): a second full 655-mask conversion."""
     raw, out, _, _ = ddti
     again = tmp_path / "DDTI"
     with warnings.catch_warnings():

@@ -33,6 +33,8 @@ def launch(bench: Path, out: Path, kill_at: int = 0) -> subprocess.CompletedProc
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 def test_two_rank_training_shards_and_resumes(bench, tmp_path):
+    """Mutation caught: `Trainer.resume = lambda self: False` (the relaunch restarts at step 1:
+    no "resumed from" line, the interrupted run's log lines are rewritten with new times)."""
     root = bench[0].parent
     done = launch(root, tmp_path / "straight")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -43,8 +45,15 @@ def test_two_rank_training_shards_and_resumes(bench, tmp_path):
     assert ck["finished"] and len(ck["rng"]) == 2 and ck["sampler"]["world_size"] == 2
     killed = launch(root, tmp_path / "resumed", kill_at=3)
     assert killed.returncode != 0
+    saved = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["step"]
+    assert saved == 2
+    before = (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()[:saved]
     again = launch(root, tmp_path / "resumed")
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from" in again.stderr and f"step {saved} " in again.stderr, again.stderr[-3000:]
+    after = (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()
+    assert after[:saved] == before and len(after) == len(log)
+    assert [json.loads(x)["step"] for x in after] == list(range(1, len(log) + 1))
     a = ck["model"]
     b = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -34,22 +35,56 @@ def assert_same_state(a: dict, b: dict) -> None:
         assert torch.equal(a[k], b[k]), f"parameter {k} differs"
 
 
+class Records(logging.Handler):
+    """Collects the messages of the (non-propagating) `come.train` logger."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture()
+def train_messages():
+    handler = Records()
+    logger = logging.getLogger("come.train")
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
+
+
+def read_log(out_dir) -> list[dict]:
+    return [json.loads(x) for x in (out_dir / "train_log.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.parametrize("kill_at,extra", [
     (5, {}),                                              # mid-epoch 1, last checkpoint at step 4
     (3, {"train__grad_accum_steps": 2, "train__balanced_sampler": "true"}),
     (7, {"train__max_steps_per_epoch": 5, "train__lr_drop_epochs": "[1]"}),
 ])
-def test_interrupted_run_resumes_to_identical_weights(bench, parts, tmp_path, kill_at, extra):
+def test_interrupted_run_resumes_to_identical_weights(bench, parts, tmp_path, kill_at, extra,
+                                                      train_messages):
+    """Mutation caught: `Trainer.resume = lambda self: False` (a deterministic restart from
+    scratch reaches the same weights, but its first step is 1, it logs no "resumed from" and
+    it rewrites the interrupted run's log lines with new times)."""
     cfg = tiny_config(*bench, **extra)
     train(cfg, tmp_path / "straight", parts)
     with pytest.raises(Interrupt):
         train(cfg, tmp_path / "resumed", parts, step_hook=stop_after(kill_at))
     ck = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
-    assert not ck["finished"] and ck["step"] < kill_at
-    train(cfg, tmp_path / "resumed", parts)
+    assert not ck["finished"] and 0 < ck["step"] < kill_at
+    before = read_log(tmp_path / "resumed")[: ck["step"]]
+    assert [r["step"] for r in before] == list(range(1, ck["step"] + 1))
+    train_messages.clear()
+    steps: list[int] = []
+    train(cfg, tmp_path / "resumed", parts, step_hook=steps.append)
+    assert steps[0] == ck["step"] + 1, f"the resumed run started at step {steps[0]}"
+    assert any(m.startswith("resumed from") for m in train_messages), train_messages
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "resumed"))
-    log_a = [json.loads(x) for x in (tmp_path / "straight" / "train_log.jsonl").read_text().splitlines()]
-    log_b = [json.loads(x) for x in (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()]
+    log_a, log_b = read_log(tmp_path / "straight"), read_log(tmp_path / "resumed")
+    assert log_b[: ck["step"]] == before                 # interrupted lines kept, times included
     assert [r["step"] for r in log_a] == [r["step"] for r in log_b] == list(range(1, len(log_a) + 1))
     assert [r["loss"] for r in log_a] == [r["loss"] for r in log_b]
 
@@ -95,8 +130,9 @@ def test_non_finite_loss_stops_with_a_clear_error(bench, tmp_path):
 
 
 def test_real_detector_resumes_to_identical_weights(bench, tmp_path):
-    """The same acceptance check on the real DINO (tiny: 1+1 layers, 10 queries, 64-96 px)."""
-    pytest.importorskip("come.model.detector", reason="come.model.detector not available yet")
+    """The same acceptance check on the real DINO (tiny: 1+1 layers, 10 queries, 64-96 px).
+
+    Mutation caught: `Trainer.resume = lambda self: False` (the second run starts at step 1)."""
     torch.set_num_threads(1)
     cfg = tiny_config(*bench, train__max_steps_per_epoch=3, model__num_queries=10,
                       model__dn_number=4, model__hidden_dim=32, model__ffn__hidden_dim=64,
@@ -105,14 +141,24 @@ def test_real_detector_resumes_to_identical_weights(bench, tmp_path):
     train(cfg, tmp_path / "straight")
     with pytest.raises(Interrupt):
         train(cfg, tmp_path / "resumed", step_hook=stop_after(5))
-    train(cfg, tmp_path / "resumed")
+    saved = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")["step"]
+    steps: list[int] = []
+    train(cfg, tmp_path / "resumed", step_hook=steps.append)
+    assert steps[0] == saved + 1 == 5
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "resumed"))
 
 
-def test_finished_run_given_more_epochs_continues(bench, parts, tmp_path):
+def test_finished_run_given_more_epochs_continues(bench, parts, tmp_path, train_messages):
+    """Mutation caught: `Trainer.resume = lambda self: False` (epoch 2 would retrain epoch 1
+    from step 1 and drop its log lines)."""
     out = tmp_path / "run"
     train(tiny_config(*bench, train__epochs=1), out, parts)
-    train(tiny_config(*bench, train__epochs=2), out, parts)
+    first_epoch = read_log(out)
+    steps: list[int] = []
+    train(tiny_config(*bench, train__epochs=2), out, parts, step_hook=steps.append)
+    assert steps == list(range(len(first_epoch) + 1, 2 * len(first_epoch) + 1))
+    assert any(m.startswith("resumed from") for m in train_messages)
+    assert read_log(out)[: len(first_epoch)] == first_epoch
     train(tiny_config(*bench, train__epochs=2), tmp_path / "straight", parts)
     assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 2
     assert_same_state(final_state(out), final_state(tmp_path / "straight"))

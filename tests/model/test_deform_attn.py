@@ -95,3 +95,41 @@ def test_cuda_impl_unavailable_is_a_clear_error():
         pytest.skip("CUDA kernel present on this machine")
     with pytest.raises(RuntimeError, match="deform_impl='cuda'"):
         MSDeformAttn(8, 1, 2, 2, impl="cuda")
+
+
+@pytest.mark.parametrize("ref_dim", [2, 4])
+def test_sampling_locations_by_hand(setup, ref_dim):
+    """Locations computed by hand from the initial directional grid (head 0 -> +x, 1 -> +y,
+    2 -> -x, 3 -> -y; point p at distance p + 1): a 2-D reference moves (p + 1) cells of each
+    level (x in units of 1 / W_l, y of 1 / H_l); a box reference moves (p + 1) / P x half its
+    width / height. The module's output equals the naive core at these locations with uniform
+    weights 1 / (L * P). Mutations caught: the 2-D normaliser as (H, W) instead of (W, H); the
+    box offset without the 1 / P factor; softmax over points of one level only."""
+    shapes, n = setup
+    heads, levels, points = 4, 3, 2
+    attn = MSDeformAttn(8, n_levels=levels, n_heads=heads, n_points=points, impl="pytorch").double()
+    query = torch.randn(1, 2, 8, dtype=torch.float64)
+    value = torch.randn(1, n, 8, dtype=torch.float64)
+    ref = torch.tensor([[[0.3, 0.6, 0.2, 0.4]], [[0.7, 0.25, 0.5, 0.1]]], dtype=torch.float64)
+    ref = ref.view(1, 2, 1, 4).expand(1, 2, levels, 4)[..., :ref_dim].contiguous()
+    direction = [(1, 0), (0, 1), (-1, 0), (0, -1)]
+    loc = torch.zeros(1, 2, heads, levels, points, 2, dtype=torch.float64)
+    for q in range(2):
+        for h, (dx, dy) in enumerate(direction):
+            for lv, (h_l, w_l) in enumerate(shapes.tolist()):
+                for p in range(points):
+                    cx, cy = ref[0, q, lv, :2].tolist()
+                    if ref_dim == 2:
+                        loc[0, q, h, lv, p] = torch.tensor([cx + dx * (p + 1) / w_l, cy + dy * (p + 1) / h_l])
+                    else:
+                        bw, bh = ref[0, q, lv, 2:].tolist()
+                        loc[0, q, h, lv, p] = torch.tensor([cx + dx * (p + 1) / points * bw / 2,
+                                                            cy + dy * (p + 1) / points * bh / 2])
+    got_loc, got_w = attn.sampling(query, ref, shapes)
+    assert torch.allclose(got_loc, loc, atol=1e-6)
+    assert torch.allclose(got_w, torch.full_like(got_w, 1 / (levels * points)))
+    v = attn.value_proj(value).view(1, n, heads, 2)
+    expect = attn.output_proj(naive_core(v, shapes, loc, torch.full((1, 2, heads, levels, points),
+                                                                   1 / (levels * points), dtype=torch.float64)))
+    out = attn(query, ref, value, shapes, torch.tensor([0, 30, 39]))
+    assert torch.allclose(out, expect, atol=1e-6)

@@ -1,7 +1,9 @@
 """The Hungarian matcher equals exhaustive search; edge cases (no boxes, Q > n)."""
 import itertools
+import math
 
 import numpy as np
+import pytest
 import torch
 
 from come.model.matcher import HungarianMatcher, assign
@@ -51,3 +53,30 @@ def test_assign_survives_non_finite_costs():
     cost = np.array([[np.nan, 1.0], [0.0, np.inf], [2.0, 3.0]])
     rows, cols = assign(cost)
     assert list(cols[np.argsort(rows)]) == [1, 0] and list(sorted(rows)) == [0, 1]
+
+
+def test_cost_matrix_of_a_two_by_two_case_worked_by_hand():
+    """C = 5 * L1(cxcywh) + 2 * (focal pos - focal neg at the target's class) + 2 * (-GIoU),
+    focal alpha 0.25, gamma 2. Boxes: P0 = T0 = [0, 0, .5, .5] (xyxy), P1 = [.5, 0, 1, 1],
+    T1 = [0, 0, 1, 1]; probabilities 0.5 and 0.75 (logits 0 and ln 3). Mutations caught: the
+    class cost as neg - pos; alpha in place of 1 - alpha in the negative term; +GIoU; an L2 box distance."""
+    ln2, ln3, ln4 = math.log(2), math.log(3), math.log(4)
+    logits = torch.tensor([[0.0, ln3], [ln3, 0.0]])
+    boxes = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.75, 0.5, 0.5, 1.0]])
+    labels = torch.tensor([0, 1])
+    tgt = torch.tensor([[0.25, 0.25, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]])
+
+    def focal(p: float) -> float:        # pos - neg
+        return 0.25 * (1 - p) ** 2 * -math.log(p) - 0.75 * p ** 2 * -math.log(1 - p)
+
+    assert focal(0.5) == pytest.approx(-0.125 * ln2)
+    assert focal(0.75) == pytest.approx(0.015625 * (ln4 - ln3) - 0.421875 * ln4)
+    l1 = [[0.0, 1.5], [1.25, 0.75]]
+    giou = [[1.0, 0.25], [-0.25, 0.5]]
+    cls = [[focal(0.5), focal(0.75)], [focal(0.75), focal(0.5)]]
+    want = torch.tensor([[5 * l1[i][j] + 2 * cls[i][j] - 2 * giou[i][j] for j in range(2)] for i in range(2)])
+    got = HungarianMatcher(2.0, 5.0, 2.0).cost_matrix(logits, boxes, labels, tgt)
+    assert torch.allclose(got, want, atol=1e-6), (got, want)
+    q_idx, t_idx = HungarianMatcher(2.0, 5.0, 2.0)({"pred_logits": logits[None], "pred_boxes": boxes[None]},
+                                                   [{"labels": labels, "boxes": tgt}])[0]
+    assert q_idx.tolist() == [0, 1] and t_idx.tolist() == [0, 1]

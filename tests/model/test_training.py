@@ -1,4 +1,5 @@
 """Sanity of the whole detector: overfitting two images, and the paper-sized configuration."""
+import pytest
 import torch
 
 from come.config.schema import BackboneConfig, Config, FFNConfig, ModelConfig
@@ -38,9 +39,11 @@ def test_loss_decreases_when_overfitting_two_images():
     assert history[-1]["loss_giou"] < history[0]["loss_giou"]
 
 
+@pytest.mark.slow
 def test_paper_config_forward_backward_low_resolution():
     """ResNet-50, hidden 256, 8 heads, 6+6 layers, 900 queries, dn 100, FFN 2048 at 256 px
-    (900 selected proposals need >= 900 encoder tokens: 256 px gives 1360)."""
+    (900 selected proposals need >= 900 encoder tokens: 256 px gives 1360). Slow tier (always
+    run by .ci/run): a paper-size backward."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     cfg = paper_config()

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from come.reports.figures import FigureInputs, draw_all
+from come.reports.figures import FIGURES, FigureInputs, draw_all
 from come.reports.figures.clustering import load_features
 from come.reports.figures.routing import read_routing
 from come.reports.paper import paper_layouts
@@ -16,9 +16,11 @@ from .fake_results import PAPER_CSV
 
 
 def test_all_figures_skip_without_runs(tmp_path):
+    """Mutation caught: `draw_all` returning an empty manifest (or leaving a figure out)."""
     inputs = FigureInputs(runs=[], rows=[], layouts=paper_layouts(PAPER_CSV), data_root=tmp_path,
                           splits_root=tmp_path, datacards=tmp_path / "none")
     manifest = draw_all(inputs, tmp_path / "figs")
+    assert [e["name"] for e in manifest] == list(FIGURES)
     assert all(e["status"] == "skipped" and e["reason"] for e in manifest)
     assert not list((tmp_path / "figs").glob("*.png"))
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from come.config import load_config
+from come.config import ConfigError, load_config
 from come.workflow.coverage import coverage
 from come.workflow.grid import load_grid
+from come.workflow.plan import Plan
 
 from .helpers import REPO, tool, tool_env
 
@@ -47,35 +48,49 @@ def test_paper_dry_run_lists_a_job_for_every_paper_cell(monkeypatch):
 
 
 def test_embedded_and_tiny_dry_runs():
+    """Two launches: the embedded default, and tiny through the local profile (the Slurm
+    profile's dry run is tests/workflow/test_slurm_dryrun.py, with the paper config)."""
     out = snakemake("-n", "-p", "all").stdout
     assert "rule synth:" in out and "rule fetch:" not in out
     assert len(re.findall(r"^rule train_run:", out, re.M)) == 56
     # the embedded CLIP is pretrained on the synthetic corpus, then fine-tuned from it
     assert "rule pretrain_semantic:" in out and "--init results/experts/semantic_pretrain/clip.pt" in out
-    out = snakemake("-n", "all", "--configfile", "config/tiny.yaml").stdout
-    assert len(re.findall(r"^rule train_run:", out, re.M)) == 2   # tiny-dino, tiny-come
-    assert "rule pretrain_structure:" in out   # the COME run needs the shared experts
-    for profile in ("slurm", "workflow/profiles/local"):
-        res = snakemake("-n", "--profile", profile, "all", "--configfile", "config/tiny.yaml")
-        assert res.returncode == 0, res.stderr[-2000:]
+    res = snakemake("-n", "--profile", "workflow/profiles/local", "all", "--configfile", "config/tiny.yaml")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len(re.findall(r"^rule train_run:", res.stdout, re.M)) == 2   # tiny-dino, tiny-come
+    assert "rule pretrain_structure:" in res.stdout   # the COME run needs the shared experts
 
 
-@pytest.mark.parametrize("text, needle, named", [
+MALFORMED = [
     ("base: {base}\nmodel:\n  ffn:\n    topk: 3\n", "model.ffn.topk: unknown key", "bad.yaml"),
     ("base: {base}\ntrain:\n  epochs: many\n", "train.epochs: expected int", "bad.yaml"),
     ("base: {base}\ngrid:\n  file: {grid}\n", "duplicate id", "grid.yaml"),
-])
-def test_malformed_config_fails_before_any_job(tmp_path, text, needle, named):
+]
+
+
+def write_malformed(tmp_path: Path, text: str) -> Path:
     grid = tmp_path / "grid.yaml"
     grid.write_text("methods_file: %s\nruns:\n" % (REPO / "config/methods.yaml")
                     + "".join("  - {id: a, method: DINO, paradigm: single, train_datasets: BUSI,"
                               " serves: [[table2_main, single, DINO, '']]}\n" for _ in range(2)))
     bad = tmp_path / "bad.yaml"
     bad.write_text(text.format(base=REPO / "config/config.yaml", grid=grid))
+    return bad
+
+
+def test_malformed_config_fails_before_any_job(tmp_path):
+    """One snakemake launch; every case through `Plan.build`, what common.smk calls first."""
+    text, needle, named = MALFORMED[0]
+    bad = write_malformed(tmp_path, text)
     res = snakemake("-n", "all", "--configfile", str(bad))
     assert res.returncode != 0
     assert needle in res.stdout + res.stderr and str(tmp_path / named) in res.stdout + res.stderr
     assert "rule synth" not in res.stdout
+    for i, (text, needle, named) in enumerate(MALFORMED):
+        (tmp_path / str(i)).mkdir()
+        with pytest.raises(ConfigError) as err:
+            Plan.build(str(write_malformed(tmp_path / str(i), text)))
+        assert needle in str(err.value) and str(tmp_path / str(i) / named) in str(err.value)
 
 
 def test_snakemake_config_overrides_are_refused():

@@ -18,6 +18,7 @@ rule pretrain_structure:
     resources:
         mem_mb=CFG.workflow.train_mem_mb,
         runtime=CFG.workflow.train_runtime_min,
+        cpus_per_task=CFG.workflow.experts_threads,  # = threads (the profile's default is 1)
         gpu=min(CFG.workflow.train_gpus, 1),
         **SLURM,
     conda:
@@ -43,6 +44,7 @@ rule pretrain_semantic:
     resources:
         mem_mb=CFG.workflow.train_mem_mb,
         runtime=CFG.workflow.train_runtime_min,
+        cpus_per_task=CFG.workflow.experts_threads,  # = threads (the profile's default is 1)
         gpu=min(CFG.workflow.train_gpus, 1),
         **SLURM,
     conda:
@@ -73,6 +75,7 @@ rule finetune_semantic:
     resources:
         mem_mb=CFG.workflow.train_mem_mb,
         runtime=CFG.workflow.train_runtime_min,
+        cpus_per_task=CFG.workflow.experts_threads,  # = threads (the profile's default is 1)
         gpu=min(CFG.workflow.train_gpus, 1),
         **SLURM,
     conda:

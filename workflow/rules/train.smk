@@ -17,6 +17,7 @@ rule train_run:
     resources:
         mem_mb=CFG.workflow.train_mem_mb,
         runtime=CFG.workflow.train_runtime_min,
+        cpus_per_task=CFG.workflow.train_threads,  # = threads (the profile's default is 1)
         gpu=CFG.workflow.train_gpus,
         tasks=1,
         **SLURM,
@@ -55,6 +56,7 @@ rule evaluate_run:
     resources:
         mem_mb=CFG.workflow.eval_mem_mb,
         runtime=CFG.workflow.train_runtime_min,
+        cpus_per_task=CFG.workflow.train_threads,  # = threads (the profile's default is 1)
         gpu=min(CFG.workflow.train_gpus, 1),
         **SLURM,
     conda:
