@@ -329,7 +329,7 @@ class WorkflowConfig:
     train_mem_mb: int = 4000
     train_runtime_min: int = 60
     train_gpus: int = 0                    # > 0: the slurm profile asks for GPUs; > 1 -> torchrun
-    eval_mem_mb: int = 4000
+    eval_mem_mb: int = 4000                # the train job evaluates in process: it asks max(train, eval)
     experts_threads: int = 1
     slurm_partition: str = ""              # "" = the cluster's default partition
     slurm_account: str = ""
