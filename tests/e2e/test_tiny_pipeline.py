@@ -80,7 +80,7 @@ def test_table_values_are_pycocotools_on_the_saved_predictions(tiny_results):
             continue
         gt = res / "splits" / r["dataset"] / "test.json"
         det = res / "runs" / r["run"] / "predictions" / f"{r['dataset']}.json"
-        assert float(r["value"]) == pytest.approx(_pycocotools_ap(gt, det), abs=1e-9)
+        assert float(r["value"]) == pytest.approx(_pycocotools_ap(gt, det), abs=1e-8)   # summary.csv keeps 8 decimals
         checked += 1
     assert checked == 4
     table = (res / "tables" / "table2_main.md").read_text()
