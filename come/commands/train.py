@@ -1,13 +1,18 @@
 """`come train`: train one detector run (resumes from <out>/checkpoints/last.pt when present).
 
-    come train --config C [--run ID] [--set k=v ...] --out DIR
+    come train --config C [--run ID] [--set k=v ...] --out DIR [--no-eval]
 
 With --run the config is the grid row's (`come.workflow.grid.resolve_run`); without it, the
 config file plus the --set overrides (run.id, when left at "default", becomes the name of the
---out folder). A finished run is left untouched (no-op).
+--out folder). A finished run is not trained again (no-op). Then, in the same process (no
+second interpreter, torch import and model build per run), the run is evaluated exactly as
+`come evaluate` does: predictions/<DS>.json, metrics.json, qualitative.png, routing statistics.
+--no-eval skips that step.
 """
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from come.commands import add_config_args
@@ -19,6 +24,8 @@ def configure(parser) -> None:
     parser.add_argument("--run", default=None, metavar="ID",
                         help="grid run id (config built by come.workflow.grid.resolve_run)")
     parser.add_argument("--out", required=True, metavar="DIR", help="run directory, e.g. results/runs/ID")
+    parser.add_argument("--no-eval", action="store_true",
+                        help="train only (default: evaluate the finished run in this process)")
 
 
 def build_run_config(config: str, run_id: str | None, overrides: list[str]):
@@ -37,4 +44,9 @@ def run(args) -> int:
         cfg.run.id = Path(args.out).resolve().name
     ckpt = train(cfg, args.out)
     print(f"come train: {ckpt}")
+    if not args.no_eval:
+        from come.engine.evaluate import evaluate_run
+        if os.environ.get("RANK", "0") == "0":   # torchrun: rank 0 evaluates, the others are done
+            metrics = evaluate_run(cfg, args.out)
+            print(json.dumps({"run": metrics["run"], "mean": metrics["mean"]}, sort_keys=True))
     return 0

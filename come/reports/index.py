@@ -3,7 +3,8 @@
 Lists each paper table (with how many cells are reproduced), each figure (from the
 `figures.json` manifest of `come figures`, else the PNGs present), the code version
 (`git describe`), the config, the runs with their wall times and the pipeline wall time
-(span of the files under `results/logs/`, when present).
+(span of the files under `results/logs/`, when present); `claims` (the "Does the paper's claim
+hold here?" section of `come.reports.claims`) comes first.
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def experts_section(results: Path, experts: Path) -> list[str]:
 
 def build_index(results: Path, tables_dir: Path, figures_dir: Path, layouts: dict[str, TableLayout],
                 runs: list[RunInfo], config_path: str, config_text: str, repo: Path = Path("."),
-                experts: Path | None = None) -> str:
+                experts: Path | None = None, claims: list[str] | None = None) -> str:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     digest = hashlib.sha256(config_text.encode()).hexdigest()[:12]
     lines = ["# COME-Repro results", "",
@@ -100,7 +101,8 @@ def build_index(results: Path, tables_dir: Path, figures_dir: Path, layouts: dic
              "labelled *paper* in every table.", "",
              f"- code version: {code_version(repo)}",
              f"- config: `{config_path}` (resolved config sha256 {digest})", ""]
-    lines += ["## Tables", "", "Each table: CSV (wide), `_long.csv` (numeric), Markdown, LaTeX.", ""]
+    lines += claims or []
+    lines += ["", "## Tables", "", "Each table: CSV (wide), `_long.csv` (numeric), Markdown, LaTeX.", ""]
     for name, lay in layouts.items():
         md, long_csv = tables_dir / f"{name}.md", tables_dir / f"{name}_long.csv"
         if md.is_file() and long_csv.is_file():

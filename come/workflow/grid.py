@@ -45,6 +45,7 @@ ROW_SCHEMA: dict = {
         "serves": {"type": "array", "items": {
             "type": "array", "minItems": 4, "maxItems": 5, "items": {"type": "string"}}},
         "note": {"type": "string"},
+        "extra_seeds": {"type": "array", "items": {"type": "integer", "minimum": 0}, "uniqueItems": True},
     },
 }
 GRID_SCHEMA: dict = {
@@ -84,6 +85,7 @@ class GridRow:
     test: str | list[str] = field(default_factory=list)
     overrides: dict = field(default_factory=dict)
     note: str = ""
+    extra_seeds: list[int] = field(default_factory=list)   # also run at these seeds (`<id>-seed~N`)
 
 
 @dataclass
@@ -220,7 +222,7 @@ def _load_grid(path: Path, paper_csv: str | Path | None, methods_path: str | Pat
                       train=raw["train_datasets"], serves=[tuple(c) for c in raw["serves"]],
                       variant=raw.get("variant", ""), status=raw.get("status", "active"),
                       test=raw.get("test_datasets", []), overrides=undot(raw.get("overrides") or {}),
-                      note=raw.get("note", ""))
+                      note=raw.get("note", ""), extra_seeds=list(raw.get("extra_seeds") or []))
         where = f"{path}: runs[{i}] (id {row.id!r})"
         if row.id in seen:
             raise ConfigError(f"{where}: duplicate id")
@@ -279,8 +281,8 @@ def expand_runs(cfg: Config, grid: Grid, include_not_reproduced: bool = False) -
         ds = row_datasets(row, cfg.data.datasets)
         if ds is None:
             continue
-        for seed in seeds:
-            run_id = row.id if len(seeds) == 1 else f"{row.id}-seed~{seed}"
+        for seed in seeds + [s for s in row.extra_seeds if s not in seeds]:
+            run_id = row.id if len(seeds) == 1 and seed == seeds[0] else f"{row.id}-seed~{seed}"
             specs.append(RunSpec(run_id, row, seed, ds[0], ds[1]))
     return specs
 

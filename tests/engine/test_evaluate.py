@@ -72,10 +72,15 @@ def test_cli_train_then_evaluate(bench, tmp_path, monkeypatch):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(yaml.safe_dump(to_dict(tiny_config(*bench))))
     out = tmp_path / "runs" / "r1"
-    assert main(["train", "--config", str(cfg_file), "--set", "train.epochs=1", "--out", str(out)]) == 0
+    assert main(["train", "--config", str(cfg_file), "--set", "train.epochs=1", "--no-eval", "--out", str(out)]) == 0
     assert (out / "checkpoints" / "last.pt").is_file() and (out / "config.yaml").is_file()
+    assert not (out / "metrics.json").exists()                               # --no-eval: train only
     assert main(["evaluate", "--run-dir", str(out)]) == 0
     assert json.loads((out / "metrics.json").read_text())["run"] == "r1"
+    out2 = tmp_path / "runs" / "r2"                                           # default: evaluated in process
+    assert main(["train", "--config", str(cfg_file), "--set", "train.epochs=1", "--out", str(out2)]) == 0
+    assert json.loads((out2 / "metrics.json").read_text())["datasets"].keys() == {"BUSI", "DDTI"}
+    assert (out2 / "qualitative.png").stat().st_size > 1000
     assert main(["evaluate", "--run-dir", str(tmp_path / "nope")]) == 2    # clear config error
 
 

@@ -69,7 +69,7 @@ def test_shared_runs_serve_several_tables():
 def test_resolve_run_builds_a_valid_config_for_every_row(config_path):
     cfg = load_config(config_path)
     specs = expand_runs(cfg, load_grid(cfg.grid.file, cfg.paper_tables))
-    assert len(specs) == 56
+    assert len(specs) == 66          # 56 rows + 2 extra seeds of the 5 headline inter-organ rows
     for spec in specs:
         run = resolve_run(config_path, spec.id)
         assert run.run.id == spec.id and run.run.method == spec.row.method
@@ -107,6 +107,19 @@ def test_seeds_tables_filter_and_datasets(tmp_path):
     assert len(ids) == 8 and "intra-come-f2c-breast-seed~1" in ids
     c = resolve_run("config/config.yaml", "intra-come-f2c-breast-seed~1", ["grid.seeds=[0, 1]"])
     assert c.train.seed == 1 and c.run.id == "intra-come-f2c-breast-seed~1"
+
+
+def test_extra_seeds_of_the_headline_rows():
+    """`extra_seeds: [1, 2]` keeps the row's own run id and adds `<id>-seed~N` runs at those seeds
+    (mutation: ignoring extra_seeds leaves 56 runs and no inter-dino-seed~2)."""
+    cfg = load_config("config/config.yaml")
+    _, grid = _grid()
+    seeds = {s.id: s.seed for s in expand_runs(cfg, grid) if s.row.id == "inter-dino"}
+    assert seeds == {"inter-dino": 0, "inter-dino-seed~1": 1, "inter-dino-seed~2": 2}
+    assert resolve_run("config/config.yaml", "inter-dino-seed~2").train.seed == 2
+    both = load_config("config/config.yaml", ["grid.seeds=[0, 1]"])
+    ids = sorted(s.id for s in expand_runs(both, grid) if s.row.id == "inter-dino")
+    assert ids == ["inter-dino-seed~0", "inter-dino-seed~1", "inter-dino-seed~2"]
     sub = load_config("config/config.yaml", ["data.datasets=[BUSI, DDTI]"])
     specs = {s.id: s for s in expand_runs(sub, grid)}
     assert "single-dino-BUV" not in specs
@@ -193,7 +206,7 @@ def test_grid_cli(tmp_path):
     out = tmp_path / "grid.csv"
     assert come("list", "--all", "--format", "csv", "--out", str(out)).returncode == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 61 and sum(r["status"] == "not_reproduced" for r in rows) == 5
+    assert len(rows) == 71 and sum(r["status"] == "not_reproduced" for r in rows) == 5   # 66 runs + 5
     bad = tmp_path / "bad.yaml"
     bad.write_text("base: %s\ngrid:\n  file: %s\n" % (REPO / "config/config.yaml",
                                                        _write_grid(tmp_path, [GOOD, GOOD])))

@@ -1,4 +1,6 @@
-# One training and one evaluation job per run of the expanded grid (results/runs/<run>/).
+# One job per run of the expanded grid (results/runs/<run>/): `come train` trains, then evaluates
+# in the same process (metrics.json, predictions/, qualitative.png, routing statistics), so a run
+# pays one interpreter start, one torch import and one model build.
 # The train rule's declared output is a marker touched on success, not the checkpoint: an
 # interrupted job keeps checkpoints/last.pt and `come train` resumes from it on the next run,
 # unless the run's config changed since (train.signature differs): then it starts afresh.
@@ -9,13 +11,14 @@ rule train_run:
         unpack(train_inputs),
     output:
         done=touch(f"{RES}/runs/{{run}}/train.done"),
+        metrics=f"{RES}/runs/{{run}}/metrics.json",
     log:
         f"{LOGS}/train/{{run}}.log",
     benchmark:
         f"{BENCH}/train/{{run}}.tsv"
     threads: CFG.workflow.train_threads
     resources:
-        mem_mb=CFG.workflow.train_mem_mb,
+        mem_mb=max(CFG.workflow.train_mem_mb, CFG.workflow.eval_mem_mb),   # evaluates in process
         runtime=CFG.workflow.train_runtime_min,
         cpus_per_task=CFG.workflow.train_threads,  # = threads (the profile's default is 1)
         gpu=CFG.workflow.train_gpus,
@@ -42,31 +45,6 @@ rule train_run:
         " --out {params.out} > {log} 2>&1"
 
 
-rule evaluate_run:
-    input:
-        done=rules.train_run.output.done,
-        test=lambda wildcards: PLAN.train_inputs(wildcards.run)["test"],
-    output:
-        metrics=f"{RES}/runs/{{run}}/metrics.json",
-    log:
-        f"{LOGS}/evaluate/{{run}}.log",
-    benchmark:
-        f"{BENCH}/evaluate/{{run}}.tsv"
-    threads: CFG.workflow.train_threads
-    resources:
-        mem_mb=CFG.workflow.eval_mem_mb,
-        runtime=CFG.workflow.train_runtime_min,
-        cpus_per_task=CFG.workflow.train_threads,  # = threads (the profile's default is 1)
-        gpu=min(CFG.workflow.train_gpus, 1),
-        **SLURM,
-    conda:
-        CONDA_ENV
-    params:
-        run_dir=parent("metrics"),
-    shell:
-        "come evaluate --run-dir {params.run_dir} > {log} 2>&1"
-
-
 rule train:
     input:
         expand(rules.train_run.output.done, run=PLAN.run_ids),
@@ -74,4 +52,4 @@ rule train:
 
 rule evaluate:
     input:
-        expand(rules.evaluate_run.output.metrics, run=PLAN.run_ids),
+        expand(rules.train_run.output.metrics, run=PLAN.run_ids),

@@ -1,0 +1,112 @@
+"""Per-job start-up time and the demo's time split (training / evaluation / experts / overhead).
+
+    python benchmarks/bench_demo_time.py [--repeat 3] [--results results] [--cores 2]
+
+Start-up: a fresh interpreter importing what one `come train` job imports before its first
+step (the train + in-process evaluation modules, the detector, timm), wall and CPU seconds,
+median of --repeat; beside it the imports a separate `come evaluate` process used to pay (the
+second interpreter per run that in-process evaluation removes).
+Time split, from a finished `make demo` (`results/`): Snakemake benchmark files
+(`results/benchmarks/{train,experts}/*.tsv`, column `s`) and each run's metrics.json timing
+(`train_seconds` = sum of optimiser steps, `eval_seconds`). Per train job: training, evaluation,
+and overhead = job wall - training - evaluation (start-up, data loading, checkpoints). Other =
+cores x pipeline wall (span of `results/logs/`) - all benchmarked job time: data and report jobs,
+scheduling and idle cores.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+JOB_IMPORTS = ("come.commands.train", "come.engine.train", "come.engine.evaluate", "come.model.detector",
+               "come.workflow.grid", "timm")
+OLD_EVAL_IMPORTS = ("come.commands.evaluate", "come.engine.evaluate", "come.model.detector", "timm",
+                    "matplotlib.pyplot")
+
+
+def startup(modules: tuple[str, ...], repeat: int) -> tuple[float, float]:
+    """Median (wall, cpu) seconds of a fresh interpreter importing `modules`."""
+    code = "import " + ", ".join(modules)
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before = os.times()
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        walls.append(time.perf_counter() - t0)
+        after = os.times()
+        cpus.append((after.children_user - before.children_user) + (after.children_system - before.children_system))
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def tsv_seconds(folder: Path) -> dict[str, float]:
+    """Snakemake benchmark files of `folder`: name -> wall seconds (column `s`)."""
+    out = {}
+    for path in sorted(folder.glob("*.tsv")):
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        if rows:
+            out[path.stem] = float(rows[-1]["s"])
+    return out
+
+
+def span(logs: Path) -> float | None:
+    times = [p.stat().st_mtime for p in logs.rglob("*") if p.is_file()] if logs.is_dir() else []
+    return max(times) - min(times) if times else None
+
+
+def time_split(results: Path, cores: int) -> dict[str, float]:
+    """Seconds per category of a finished pipeline under `results`."""
+    train_jobs = tsv_seconds(results / "benchmarks" / "train")
+    experts = tsv_seconds(results / "benchmarks" / "experts")
+    training = evaluation = 0.0
+    for run in train_jobs:
+        metrics = results / "runs" / run / "metrics.json"
+        timing = json.loads(metrics.read_text()).get("timing", {}) if metrics.is_file() else {}
+        training += float(timing.get("train_seconds") or 0.0)
+        evaluation += float(timing.get("eval_seconds") or 0.0)
+    split = {"training": training, "evaluation": evaluation, "experts": sum(experts.values()),
+             "train-job overhead": sum(train_jobs.values()) - training - evaluation,
+             "train jobs": float(len(train_jobs))}
+    wall = span(results / "logs")
+    if wall is not None:
+        split["pipeline wall"] = wall
+        split["other (data, reports, scheduling, idle)"] = (
+            cores * wall - sum(train_jobs.values()) - split["experts"])
+    return split
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--results", default=str(REPO / "results"))
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--no-startup", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.no_startup:
+        wall, cpu = startup(JOB_IMPORTS, args.repeat)
+        print(f"per-job start-up (one `come train` job, imports): {wall:6.2f} s wall, {cpu:6.2f} s CPU")
+        wall, cpu = startup(OLD_EVAL_IMPORTS, args.repeat)
+        print(f"a separate evaluate process (no longer run):      {wall:6.2f} s wall, {cpu:6.2f} s CPU")
+    results = Path(args.results)
+    if not (results / "benchmarks").is_dir():
+        print(f"no {results / 'benchmarks'}: run `make demo` first for the time split")
+        return 0
+    split = time_split(results, args.cores)
+    jobs = int(split.pop("train jobs"))
+    print(f"demo time split ({jobs} train jobs, {results}):")
+    for name, seconds in split.items():
+        print(f"  {name:42s} {seconds:8.1f} s  ({seconds / 60:5.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

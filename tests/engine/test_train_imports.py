@@ -1,0 +1,48 @@
+"""`come train` of a DINO run evaluates in its own process without importing open_clip or
+matplotlib (per-job start-up: one interpreter, one torch import, one model build per run)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .conftest import make_benchmark
+
+REPO = Path(__file__).resolve().parents[2]
+PROBE = """
+import json, sys
+from come.cli import main
+rc = main(sys.argv[1:])
+print("HEAVY=" + json.dumps(sorted(m for m in ("open_clip", "matplotlib", "seaborn", "pandas") if m in sys.modules)))
+sys.exit(rc)
+"""
+
+
+def test_come_train_dino_evaluates_in_process_without_heavy_imports(tmp_path):
+    """Fails on the old code: `come train` wrote no metrics.json (a second `come evaluate`
+    process did, importing matplotlib for qualitative.png)."""
+    data_root, splits_root = make_benchmark(tmp_path / "bench", n_train=4, n_test=2)
+    cfg = {"data": {"datasets": ["BUSI", "DDTI"], "root": str(data_root), "splits_root": str(splits_root),
+                    "image_size": 48, "min_size": 32},
+           "run": {"train_datasets": ["BUSI", "DDTI"]},
+           "model": {"backbone": {"name": "resnet18", "pretrained": "", "freeze_bn": False, "frozen_stages": -1},
+                     "hidden_dim": 32, "nheads": 2, "enc_layers": 1, "dec_layers": 1, "num_queries": 10,
+                     "dn_number": 4, "num_select": 10, "ffn": {"type": "dense", "hidden_dim": 64}},
+           "train": {"epochs": 1, "batch_size": 2, "max_steps_per_epoch": 1, "threads": 1},
+           "eval": {"batch_size": 2}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "runs" / "dino"
+    env = dict(os.environ, PYTHONPATH=str(REPO), MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-c", PROBE, "train", "--config", str(path), "--out", str(out)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    heavy = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith("HEAVY="))[6:])
+    assert heavy == []
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["run"] == "dino" and set(metrics["datasets"]) == {"BUSI", "DDTI"}
+    assert (out / "predictions" / "DDTI.json").is_file() and (out / "qualitative.png").is_file()
