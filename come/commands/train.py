@@ -4,7 +4,9 @@
 
 With --run the config is the grid row's (`come.workflow.grid.resolve_run`); without it, the
 config file plus the --set overrides (run.id, when left at "default", becomes the name of the
---out folder). A finished run is left untouched (no-op).
+--out folder). A finished run is left untouched (no-op). Before training, a checkpoint written
+under another config (`train.signature` differs) moves to `checkpoints.stale/` and temp files of
+an interrupted save are removed (`come.engine.rundir`), whoever runs the command.
 """
 from __future__ import annotations
 
@@ -30,11 +32,17 @@ def build_run_config(config: str, run_id: str | None, overrides: list[str]):
 
 
 def run(args) -> int:
+    from come.engine.rundir import config_signature, is_rank_zero, prepare_run_dir, wait_for_signature
     from come.engine.train import train
 
     cfg = build_run_config(args.config, args.run, args.overrides)
     if not args.run and cfg.run.id == "default":
         cfg.run.id = Path(args.out).resolve().name
+    signature = config_signature(cfg)
+    if is_rank_zero():
+        prepare_run_dir(args.out, signature)
+    else:
+        wait_for_signature(args.out, signature)
     ckpt = train(cfg, args.out)
     print(f"come train: {ckpt}")
     return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from come.data.archive import archive_kind, safe_extract
 from come.data.registry import DatasetEntry
+from come.utils.errors import ComeError
 from come.utils.io import public_mode, write_json
 
 EXIT_MANUAL = 3
@@ -30,7 +31,7 @@ CHUNK = 1 << 16
 SCHEMES = ("http", "https")
 
 
-class FetchError(RuntimeError):
+class FetchError(ComeError, RuntimeError):
     """Download or verification failed; the message names the URL or file."""
 
 
