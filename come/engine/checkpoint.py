@@ -4,9 +4,10 @@ A checkpoint is a dict of tensors and plain types only (so `torch.load(weights_o
 accepts it): model, optimizer, scheduler, grad scaler, sampler state, RNG states of every
 rank (python / numpy / torch / cuda), the global step, the epoch and a "finished" flag.
 
-Each save keeps the checkpoint it replaces as `prev.pt` (a hard link, so `last.pt` is never
-missing); `load_for_resume` falls back to `prev.pt` with a warning when `last.pt` is unreadable
-(the unreadable file is kept as `last.pt.corrupt`).
+Each save writes and fsyncs the new file first, then renames the checkpoint it replaces to
+`prev.pt` and the new one to `last.pt`. A kill between the two renames leaves only `prev.pt`
+(`restore_missing_last` copies it back); `load_for_resume` falls back to `prev.pt` with a
+warning when `last.pt` is unreadable (the unreadable file is kept as `last.pt.corrupt`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from come.utils.errors import ComeError
-from come.utils.io import atomic_write_bytes, tmp_name
+from come.utils.io import atomic_write_bytes
 
 CHECKPOINT_VERSION = 1
 log = logging.getLogger("come.train")
@@ -62,21 +63,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Serialise to memory, keep the current file as `prev.pt` (hard link swapped in
-    atomically), then write atomically (temp file, fsync, rename)."""
+    """Serialise to memory, write a temp file (fsync), move the current file to `prev.pt`,
+    rename the temp file to `path`."""
     path = Path(path)
     buf = io.BytesIO()
     torch.save({"version": CHECKPOINT_VERSION, **payload}, buf)
-    if path.is_file():
-        prev = prev_path(path)
-        link = prev.with_name(f"{tmp_name(prev)}link.tmp")
-        link.unlink(missing_ok=True)
-        try:
-            os.link(path, link)
-        except OSError:                               # no hard links here: a copy
-            link.write_bytes(path.read_bytes())
-        os.replace(link, prev)
-    return atomic_write_bytes(path, buf.getvalue())
+
+    def keep_previous() -> None:
+        if path.is_file():
+            os.replace(path, prev_path(path))
+    return atomic_write_bytes(path, buf.getvalue(), before_replace=keep_previous)
+
+
+def restore_missing_last(path: str | Path) -> bool:
+    """A save killed between its two renames leaves `prev.pt` only: copy it to `path`."""
+    path, prev = Path(path), prev_path(path)
+    if path.exists() or not prev.is_file():
+        return False
+    atomic_write_bytes(path, prev.read_bytes())
+    log.warning("%s missing after an interrupted save; restored from %s", path, prev)
+    return True
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -87,7 +93,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0]     # torch adds paragraphs of advice
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path}: not a COME checkpoint (no 'model' entry)")
     return ckpt

@@ -76,6 +76,8 @@ def prepare_run_dir(out: str | Path, signature: str) -> bool:
                     "training from scratch", out, old, signature, stale)
         moved = True
     remove_stale_temps(ckpts)
+    from come.engine.checkpoint import restore_missing_last   # torch: imported only here
+    restore_missing_last(ckpts / "last.pt")
     atomic_write_bytes(sig_file, (signature + "\n").encode())
     return moved
 

@@ -6,7 +6,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def umask() -> int:
@@ -29,9 +29,11 @@ def tmp_name(path: str | Path) -> str:
     return f".{Path(path).name}."
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes,
+                       before_replace: Callable[[], None] | None = None) -> Path:
     """Write to a temp file in the same folder, fsync, then rename: readers never see half a
-    file, and a crash right after the rename cannot leave an empty file under `path`."""
+    file, and a crash right after the rename cannot leave an empty file under `path`.
+    `before_replace` runs once the temp file is complete, just before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=tmp_name(path), suffix=".tmp")
@@ -41,6 +43,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         public_mode(tmp)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
