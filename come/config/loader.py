@@ -174,8 +174,19 @@ def load_config(path: str | Path | None = None, overrides: dict | list[str] | No
         cfg.validate()
     except ConfigError as exc:
         msg = str(exc)
+        if overrides and _valid_alone(path):         # the overrides (--set, grid row) are at fault
+            raise ConfigError(f"override {msg} (on top of {label}, which is valid by itself)") from None
         raise ConfigError(msg if msg.startswith(label) else f"{label}: {msg}") from None
     return cfg
+
+
+def _valid_alone(path: str | Path | None) -> bool:
+    """True when the config file without overrides builds and validates."""
+    try:
+        build(Config, resolve_dict(path)).validate()
+    except ConfigError:
+        return False
+    return True
 
 
 def to_dict(cfg: Any) -> dict:
