@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -13,6 +14,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# image-verification cache (come.data.verify) of this test session, not the user's ~/.cache
+os.environ.setdefault("COME_CACHE_DIR", tempfile.mkdtemp(prefix="come-test-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -147,7 +147,7 @@ def build_dataset(cfg: Config, split: str, datasets: Sequence[str] | None = None
             raise FileNotFoundError(f"{path}: split file not found (make it with `come split`)")
         sid = cfg.run.train_datasets.index(name) if name in cfg.run.train_datasets else -1
         recs, n_drop = read_records(path, Path(cfg.data.root), name, sid, cfg.data.class_mode)
-        verify_images([(r.path, (r.width, r.height)) for r in recs], cfg.data.root, str(path))
+        verify_images([(r.path, (r.width, r.height)) for r in recs], str(path))
         records += recs
         dropped += n_drop
     if dropped:

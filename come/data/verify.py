@@ -2,9 +2,10 @@
 
 `verify_images(paths_sizes, cache_dir)` fully decodes each file (threads, PIL releases the GIL
 while decoding) and checks its size against the annotation's width x height. Files that passed
-are remembered by content hash in `<cache_dir>/.verified.json` (sha1 -> "WxH"), so a second
-build (the next epoch's resume, `come evaluate`) only hashes them. Every bad file is named in
-one `ImageCheckError`.
+are remembered by content hash in `verified.json` of the user cache (`$COME_CACHE_DIR`, else
+`$XDG_CACHE_HOME/come` or `~/.cache/come`: outside every tracked output folder), so a second
+build (a resume, `come evaluate`) only hashes them. Every bad file is named in one
+`ImageCheckError`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from PIL import Image
 from come.utils.errors import ComeError
 from come.utils.io import write_json
 
-CACHE_NAME = ".verified.json"
+CACHE_NAME = "verified.json"
 MAX_LISTED = 10
 
 
@@ -56,13 +57,20 @@ def _read_cache(path: Path) -> dict[str, str]:
     return data if isinstance(data, dict) else {}
 
 
-def verify_images(items: list[tuple[Path, tuple[int, int]]], cache_dir: str | Path,
-                  source: str, workers: int | None = None) -> int:
+def cache_dir() -> Path:
+    """Folder of the verification cache (see the module docstring)."""
+    if os.environ.get("COME_CACHE_DIR"):
+        return Path(os.environ["COME_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "come"
+
+
+def verify_images(items: list[tuple[Path, tuple[int, int]]], source: str,
+                  workers: int | None = None) -> int:
     """Check every (path, (width, height)); return how many were decoded (not cached).
 
-    Raises ImageCheckError naming each bad file (`source`: the split file(s) they come from).
+    Raises ImageCheckError naming each bad file (`source`: the split file they come from).
     """
-    cache = Path(cache_dir) / CACHE_NAME
+    cache = cache_dir() / CACHE_NAME
     known = _read_cache(cache)
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -72,3 +72,22 @@ def test_expected_failure_is_one_line_bug_keeps_traceback(monkeypatch, capsys):
     _fake_command(monkeypatch, KeyError("model"))
     with pytest.raises(KeyError):
         main(["boom"])
+
+
+def test_image_verification_is_cached_by_content(tmp_path, monkeypatch):
+    """Item 6: images are decoded once (cache keyed by content hash); a changed file is checked
+    again and named. Old code had no verification at dataset build at all."""
+    from come.data.verify import ImageCheckError, verify_images
+
+    from .helpers import write_png
+
+    monkeypatch.setenv("COME_CACHE_DIR", str(tmp_path / "cache"))
+    a, b = write_png(tmp_path / "a.png", seed=1), write_png(tmp_path / "b.png", seed=2)
+    items = [(a, (40, 30)), (b, (40, 30))]
+    assert verify_images(items, "split.json") == 2
+    assert verify_images(items, "split.json") == 0                   # both known by content
+    b.write_bytes(b.read_bytes()[:50])
+    with pytest.raises(ImageCheckError, match=rf"split.json: 1 image\(s\) unusable: {b}: cannot be decoded"):
+        verify_images(items, "split.json")
+    with pytest.raises(ImageCheckError, match="decoded size 40x30 differs.*41x30"):
+        verify_images([(a, (41, 30))], "split.json")
