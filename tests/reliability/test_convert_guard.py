@@ -40,6 +40,8 @@ def test_out_holding_other_files_is_refused(tmp_path, capsys):
     empty.mkdir()
     assert _convert(raw, empty) == 0                          # an empty folder is fine
     assert _convert(raw, empty) == 0                          # and so is a previous conversion
+    (empty / "annotations.json").unlink()                     # as Snakemake does before a re-run
+    assert _convert(raw, empty) == 0
 
 
 def test_converted_files_follow_the_umask(tmp_path):

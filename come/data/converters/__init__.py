@@ -17,7 +17,9 @@ from come.data.converters import busbra, busi, buv, ddti, maskfolders
 from come.data.converters.base import ConvertContext, LayoutError
 from come.utils.io import public_mode
 
-CONVERSION_MARKERS = ("annotations.json", "quarantine.json")   # what every conversion writes
+# files only our conversions (or the synthetic benchmark) write; Snakemake deletes a job's
+# declared output (annotations.json) before re-running it, so any one of them will do
+CONVERSION_MARKERS = ("annotations.json", "quarantine.json", "convert_summary.json")
 
 
 def check_out(raw: str | Path, out: str | Path) -> None:
@@ -31,9 +33,9 @@ def check_out(raw: str | Path, out: str | Path) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise LayoutError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not all((out / m).is_file() for m in CONVERSION_MARKERS):
-        raise LayoutError(f"--out {out} exists and is not a previous conversion (no "
-                          f"{' / '.join(CONVERSION_MARKERS)}); it would be replaced wholesale: "
+    if out.is_dir() and any(out.iterdir()) and not any((out / m).is_file() for m in CONVERSION_MARKERS):
+        raise LayoutError(f"--out {out} exists and is not a previous conversion (none of "
+                          f"{', '.join(CONVERSION_MARKERS)}); it would be replaced wholesale: "
                           "empty it or pick another folder")
 
 # registry `format` -> (converter, verified on real files in this project)
