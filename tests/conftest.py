@@ -36,6 +36,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
     ranges: list[str] = []
     etags: dict[str, str] = {}
+    cut: dict[str, int] = {}             # path -> bytes sent before the connection drops (once)
 
     def do_GET(self):  # noqa: N802 (http.server API)
         body = self.files.get(self.path)
@@ -62,6 +63,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(chunk)))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
+        if self.path in self.cut:
+            chunk = chunk[: self.cut.pop(self.path)]
+            self.close_connection = True
         self.wfile.write(chunk)
 
     def log_message(self, *args):
@@ -71,7 +75,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     """A real HTTP server on 127.0.0.1 (ephemeral port): yields (base URL, handler class)."""
-    _Handler.files, _Handler.ranges, _Handler.etags = {}, [], {}
+    _Handler.files, _Handler.ranges, _Handler.etags, _Handler.cut = {}, [], {}, {}
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

@@ -12,6 +12,7 @@ Manual-only sources print where to get the files and where to put them (exit cod
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -128,18 +129,24 @@ def download(url: str, part: Path, timeout: float = 30.0, allow_file: bool = Fal
                 raise FetchError(f"{url}: the file changed on the server (ETag {etag})")
             write_json(_meta_path(part), {"url": url, "etag": etag,
                                           "size": resp.headers.get("Content-Length")})
+            length = resp.headers.get("Content-Length")
+            got = 0
             with open(part, "ab" if start else "wb") as out:
                 while True:
                     try:
                         block = resp.read(CHUNK)
-                    except OSError as exc:
-                        raise _Interrupted(f"{url}: transfer interrupted after {out.tell()} bytes "
+                    except (OSError, http.client.HTTPException) as exc:
+                        raise _Interrupted(f"{url}: transfer interrupted after {start + got} bytes "
                                            f"({exc}); run again to resume") from None
                     if not block:
                         break
                     out.write(block)
+                    got += len(block)
+            if length is not None and length.isdigit() and got < int(length):
+                raise _Interrupted(f"{url}: connection closed after {start + got} of {start + int(length)} "
+                                   "bytes; run again to resume")
         return start
-    except _Interrupted:
+    except (_Interrupted, KeyboardInterrupt):          # valid leading bytes: kept for a resume
         raise
     except BaseException:
         drop_part(part)

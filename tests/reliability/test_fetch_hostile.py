@@ -160,6 +160,25 @@ def test_failed_fetch_deletes_the_part(server, tmp_path, capsys):
     assert _fetch(base, "/busbra.zip", dest) == 0 and handler.ranges == []
 
 
+def test_cut_transfer_keeps_the_part_and_resumes(server, tmp_path, capsys):
+    """Item 4: only a transfer cut mid-body keeps its part (with its URL record); the retry
+    resumes it with a Range request and the ETag it was downloaded under."""
+    base, handler = server
+    body = _good_zip()
+    handler.files["/busbra.zip"], handler.etags["/busbra.zip"] = body, '"v1"'
+    handler.cut["/busbra.zip"] = 1000
+    dest = tmp_path / "raw" / "BUSBRA"
+    sha = hashlib.sha256(body).hexdigest()
+    assert _fetch(base, "/busbra.zip", dest, "--sha256", sha) == 1
+    assert "run again to resume" in capsys.readouterr().err
+    part = _part(dest)
+    assert part.stat().st_size == 1000 and not dest.exists()
+    assert json.loads(part.with_name(part.name + ".json").read_text())["etag"] == '"v1"'
+    assert _fetch(base, "/busbra.zip", dest, "--sha256", sha) == 0
+    assert handler.ranges == ["bytes=1000-"] and not part.exists()
+    assert (dest / "BUSBRA" / "bus_data.csv").read_text() == "ID,Case\n"
+
+
 def test_file_url_needs_a_flag(tmp_path, capsys):
     """Item 4: old code fetched any urllib scheme (file://) without being asked."""
     src = tmp_path / "mirror.zip"
