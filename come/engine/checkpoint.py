@@ -107,13 +107,15 @@ def load_for_resume(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     try:
         return load_checkpoint(path, map_location)
-    except CheckpointError as exc:
+    except (CheckpointError, FileNotFoundError) as exc:     # missing: another rank is repairing it
         prev = prev_path(path)
         try:
             ckpt = load_checkpoint(prev, map_location)
         except (CheckpointError, FileNotFoundError):
             raise CheckpointError(f"{exc}; no readable {prev.name} to fall back to: delete {path} "
                                   f"to train this run from scratch") from None
+    if int(os.environ.get("RANK", "0")) != 0:                # rank 0 repairs the files
+        return ckpt
     bad = path.with_name(path.name + ".corrupt")
     os.replace(path, bad)
     atomic_write_bytes(path, prev.read_bytes())
