@@ -2,6 +2,10 @@
 
 Each module defines `configure(parser)` (its arguments) and `run(args) -> int`. Modules are
 imported only when their subcommand runs, so `come --help` stays fast and light.
+
+Expected failures (a bad config: exit 2; a missing, malformed or damaged file, a refused
+operation: exit 1) print one line naming the file; only bugs keep a traceback, and
+COME_DEBUG=1 shows the traceback always.
 """
 from __future__ import annotations
 
@@ -12,6 +16,11 @@ import sys
 
 from come import __version__
 from come.config import ConfigError
+from come.utils.errors import ComeError
+
+# failures caused by the input or the environment, not by a bug: one line, exit 1
+EXPECTED = (ComeError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+            PermissionError, ValueError, TimeoutError)
 
 # name -> (module, one-line help). Add a subcommand by adding a module and a row here.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,14 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args) or 0)
-    except ConfigError as exc:
-        print(f"come {args.command}: config error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, ValueError) as exc:
-        # Bad input (a missing or malformed file): one line naming it, exit 1, nothing half
-        # written. COME_DEBUG=1 re-raises with the traceback.
+    except (ConfigError, *EXPECTED, KeyboardInterrupt) as exc:
         if os.environ.get("COME_DEBUG"):
             raise
+        if isinstance(exc, KeyboardInterrupt):
+            print(f"come {args.command}: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(exc, ConfigError):
+            print(f"come {args.command}: config error: {exc}", file=sys.stderr)
+            return 2
         print(f"come {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -15,7 +15,10 @@ def configure(parser) -> None:
     parser.add_argument("--url", default=None, help="override the source URL (a mirror)")
     parser.add_argument("--sha256", default=None, help="expected sha256 of the download (overrides the registry)")
     parser.add_argument("--timeout", type=float, default=30.0, help="socket timeout in seconds")
-    parser.add_argument("--force", action="store_true", help="fetch even if --dest is not empty")
+    parser.add_argument("--force", action="store_true",
+                        help="fetch even if --dest is not empty (replaces only the files the download brings)")
+    parser.add_argument("--allow-file-url", action="store_true",
+                        help="accept a file:// URL (a local mirror); by default only http(s)")
 
 
 def resolve_entry(args):
@@ -51,7 +54,8 @@ def run(args) -> int:
         return EXIT_MANUAL
     sha = args.sha256 or entry.archive_sha256     # a mirror must serve the same archive
     try:
-        rec = fetch(url, args.dest, sha, timeout=args.timeout, force=args.force)
+        rec = fetch(url, args.dest, sha, timeout=args.timeout, force=args.force,
+                    allow_file=args.allow_file_url)
     except (FetchError, ValueError) as exc:
         print(f"come fetch: {exc}", file=sys.stderr)
         return 1

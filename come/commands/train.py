@@ -7,7 +7,9 @@ config file plus the --set overrides (run.id, when left at "default", becomes th
 --out folder). A finished run is not trained again (no-op). Then, in the same process (no
 second interpreter, torch import and model build per run), the run is evaluated exactly as
 `come evaluate` does: predictions/<DS>.json, metrics.json, qualitative.png, routing statistics.
---no-eval skips that step.
+--no-eval skips that step. Before training, a checkpoint written
+under another config (`train.signature` differs) moves to `checkpoints.stale/` and temp files of
+an interrupted save are removed (`come.engine.rundir`), whoever runs the command.
 """
 from __future__ import annotations
 
@@ -37,11 +39,17 @@ def build_run_config(config: str, run_id: str | None, overrides: list[str]):
 
 
 def run(args) -> int:
+    from come.engine.rundir import config_signature, is_rank_zero, prepare_run_dir, wait_for_signature
     from come.engine.train import train
 
     cfg = build_run_config(args.config, args.run, args.overrides)
     if not args.run and cfg.run.id == "default":
         cfg.run.id = Path(args.out).resolve().name
+    signature = config_signature(cfg)
+    if is_rank_zero():
+        prepare_run_dir(args.out, signature)
+    else:
+        wait_for_signature(args.out, signature)
     ckpt = train(cfg, args.out)
     print(f"come train: {ckpt}")
     if not args.no_eval:

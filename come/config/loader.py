@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -84,10 +85,15 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported annotation {_type_name(tp)}")
 
 
+@functools.lru_cache(maxsize=None)
+def _fields(cls: type) -> tuple[dict, list[str]]:
+    """(type hints, field names) of a dataclass, computed once per class."""
+    return typing.get_type_hints(cls), [f.name for f in dataclasses.fields(cls)]
+
+
 def build(cls: type, data: dict, where: str = "") -> Any:
     """Build dataclass `cls` from `data`, rejecting unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    hints, names = _fields(cls)
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
@@ -125,17 +131,26 @@ def parse_overrides(items: list[str] | None) -> dict:
     return out
 
 
+_YAML_CACHE: dict[tuple, dict] = {}
+
+
 def read_yaml(path: str | Path) -> dict:
+    """A YAML mapping (a fresh copy; parsed once per file version: the workflow resolves every
+    run of the grid from the same files)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    return data
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _YAML_CACHE:
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+        _YAML_CACHE[key] = data
+    return copy.deepcopy(_YAML_CACHE[key])
 
 
 def resolve_dict(path: str | Path | None, overrides: dict | None = None) -> dict:
@@ -159,8 +174,19 @@ def load_config(path: str | Path | None = None, overrides: dict | list[str] | No
         cfg.validate()
     except ConfigError as exc:
         msg = str(exc)
+        if overrides and _valid_alone(path):         # the overrides (--set, grid row) are at fault
+            raise ConfigError(f"override {msg} (on top of {label}, which is valid by itself)") from None
         raise ConfigError(msg if msg.startswith(label) else f"{label}: {msg}") from None
     return cfg
+
+
+def _valid_alone(path: str | Path | None) -> bool:
+    """True when the config file without overrides builds and validates."""
+    try:
+        build(Config, resolve_dict(path)).validate()
+    except ConfigError:
+        return False
+    return True
 
 
 def to_dict(cfg: Any) -> dict:

@@ -339,6 +339,12 @@ class GridConfig:
     tables: list[str] = field(default_factory=lambda: ["all"])
     epochs_scale: float = 1.0              # multiplies train.epochs for every grid run
 
+    def validate(self) -> None:
+        if not self.epochs_scale > 0:
+            raise ConfigError(f"grid.epochs_scale: {self.epochs_scale} must be > 0")
+        if any(s < 0 for s in self.seeds):
+            raise ConfigError(f"grid.seeds: {self.seeds}: seeds must be >= 0")
+
 
 @dataclass
 class WorkflowConfig:
@@ -397,6 +403,7 @@ class Config:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        self.grid.validate()
         self.experts.structure.validate()
         self.experts.semantic.validate()
         sem = self.experts.semantic

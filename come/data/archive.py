@@ -1,4 +1,11 @@
-"""Safe extraction of zip and tar archives (no zip-slip, no escaping links, no devices)."""
+"""Safe extraction of zip and tar archives (no zip-slip, no escaping links, no devices).
+
+Zip members are written one by one; before each write the member's real target (every symlink
+already extracted followed, `os.path.realpath`) must lie inside the destination, a link is
+checked the same way once created, and nothing is ever written through an existing link. Tar
+uses the stdlib `filter="data"` on top of the same name checks. A damaged archive (bad CRC,
+truncated member) raises `BadArchiveError` naming the archive and the member.
+"""
 from __future__ import annotations
 
 import os
@@ -7,11 +14,16 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 
 class UnsafeArchiveError(ValueError):
     """An archive member would land outside the destination (or is a device/fifo)."""
+
+
+class BadArchiveError(ValueError):
+    """The archive is damaged (bad CRC, truncated or unreadable member)."""
 
 
 def _check_name(archive: Path, name: str) -> str:
@@ -47,33 +59,91 @@ def archive_kind(path: str | Path) -> str | None:
     return None
 
 
+def _inside(root: str, path: str | Path) -> bool:
+    """True when the real path of `path` (links followed) is `root` or below it."""
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root + os.sep)
+
+
+def _make_dirs(archive: Path, root: str, rel: str) -> Path:
+    """Create `root/rel` folder by folder; every existing step must really be inside `root`
+    (so a link extracted earlier can never lead a mkdir or a write outside)."""
+    path = Path(root)
+    for part in [p for p in rel.split("/") if p not in ("", ".")]:
+        path = path / part
+        if path.exists() or path.is_symlink():
+            if not _inside(root, path) or not path.is_dir():
+                raise UnsafeArchiveError(f"{archive}: {rel!r} resolves outside the destination "
+                                         "or through a file (a link extracted before it)")
+        else:
+            path.mkdir()
+    return path
+
+
+def _zip_target(archive: Path, root: str, name: str) -> Path:
+    """Where file member `name` lands: its folder really inside `root`, the path itself not an
+    existing link (no write through a link, e.g. a duplicate member name)."""
+    parent = _make_dirs(archive, root, posixpath.dirname(name))
+    target = parent / posixpath.basename(name)
+    if target.is_symlink():
+        raise UnsafeArchiveError(f"{archive}: member {name!r} would be written through a link "
+                                 "(duplicate member name)")
+    return target
+
+
+def _damaged(archive: Path, name: str, exc: BaseException) -> BadArchiveError:
+    return BadArchiveError(f"{archive}: member {name!r} is damaged ({exc}); "
+                           "delete the download and fetch it again")
+
+
 def _extract_zip(archive: Path, dest: Path) -> int:
     n = 0
-    with zipfile.ZipFile(archive) as zf:
+    root = os.path.realpath(dest)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BadArchiveError(f"{archive}: not a readable zip archive ({exc})") from None
+    with zf:
         infos = zf.infolist()
-        for info in infos:                      # check everything before writing anything
+        links: dict[str, str] = {}
+        for info in infos:                      # check every name before writing anything
             name = _check_name(archive, info.filename)
             if stat.S_ISLNK(info.external_attr >> 16):
-                _check_link(archive, name, zf.read(info).decode("utf-8", "replace"))
+                try:
+                    links[info.filename] = zf.read(info).decode("utf-8", "replace")
+                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                    raise _damaged(archive, info.filename, exc) from None
+                _check_link(archive, name, links[info.filename])
         for info in infos:
             name = _check_name(archive, info.filename)
-            target = dest / name
             if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
+                _make_dirs(archive, root, name)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                os.symlink(zf.read(info).decode("utf-8"), target)
+            target = _zip_target(archive, root, name)
+            if info.filename in links:
+                os.symlink(links[info.filename], target)
+                if not _inside(root, target):   # chained links: resolve what was just made
+                    target.unlink()
+                    raise UnsafeArchiveError(f"{archive}: link {name!r} -> {links[info.filename]!r} "
+                                             "resolves outside the destination")
             else:
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                try:
+                    with zf.open(info) as src, os.fdopen(os.open(target, flags, 0o666), "wb") as out:
+                        shutil.copyfileobj(src, out)
+                except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                    raise _damaged(archive, info.filename, exc) from None
             n += 1
     return n
 
 
 def _extract_tar(archive: Path, dest: Path) -> int:
-    with tarfile.open(archive) as tf:
+    try:
+        tf = tarfile.open(archive)
         members = tf.getmembers()
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise BadArchiveError(f"{archive}: damaged tar archive ({exc})") from None
+    with tf:
         for m in members:
             name = _check_name(archive, m.name)
             if m.issym():
@@ -82,7 +152,13 @@ def _extract_tar(archive: Path, dest: Path) -> int:
                 _check_name(archive, m.linkname)
             elif not (m.isfile() or m.isdir()):
                 raise UnsafeArchiveError(f"{archive}: member {m.name!r} is a device or fifo")
-        tf.extractall(dest, members=members, filter="data")   # stdlib filter as a second guard
+        try:
+            tf.extractall(dest, members=members, filter="data")   # stdlib filter as a second guard
+        except tarfile.FilterError as exc:
+            raise UnsafeArchiveError(f"{archive}: {exc}") from None
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise BadArchiveError(f"{archive}: damaged tar archive ({exc}); delete the download "
+                                  "and fetch it again") from None
     return sum(1 for m in members if not m.isdir())
 
 

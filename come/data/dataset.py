@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from come.config.schema import Config
 from come.data.coco import load_coco
+from come.data.verify import verify_images
 from come.data.transforms import DetectionTransform, load_image, to_target, xywh_to_xyxy
 
 log = logging.getLogger("come.data")
@@ -132,7 +133,8 @@ class DetectionDataset(Dataset):
 
 def build_dataset(cfg: Config, split: str, datasets: Sequence[str] | None = None) -> DetectionDataset:
     """The dataset of `split` ("train" | "test") over `datasets` (default: the run's train or
-    eval datasets). Every image file is checked to exist here, at construction."""
+    eval datasets). Every image file is checked here, at construction: it exists, decodes and
+    has its annotated size (`come.data.verify`, cached by content hash)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if datasets is None:
@@ -145,6 +147,7 @@ def build_dataset(cfg: Config, split: str, datasets: Sequence[str] | None = None
             raise FileNotFoundError(f"{path}: split file not found (make it with `come split`)")
         sid = cfg.run.train_datasets.index(name) if name in cfg.run.train_datasets else -1
         recs, n_drop = read_records(path, Path(cfg.data.root), name, sid, cfg.data.class_mode)
+        verify_images([(r.path, (r.width, r.height)) for r in recs], str(path))
         records += recs
         dropped += n_drop
     if dropped:

@@ -29,9 +29,11 @@ REASONS: dict[str, str] = {
     "bbox_disagrees": "box from the mask differs from the published box (kept, flagged)",
     "size_disagrees": "published width/height differ from the file (kept, file size used)",
     "speck_dropped": "tiny mask components treated as noise and dropped (kept, flagged)",
+    "not_an_image": "file in an image folder without an image extension",
+    "unknown_label": "label value outside the documented set (kept as unknown, flagged)",
 }
 # reasons that keep the image in the dataset (only flagged)
-FLAG_ONLY = {"bbox_disagrees", "size_disagrees", "speck_dropped"}
+FLAG_ONLY = {"bbox_disagrees", "size_disagrees", "speck_dropped", "unknown_label"}
 
 
 class ConversionWarning(UserWarning):

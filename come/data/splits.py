@@ -75,6 +75,12 @@ def write_split(annotations: str | Path, out_dir: str | Path, seed: int, test_fr
     if not coco["images"]:
         raise ValueError(f"{annotations}: no image to split")
     train, test = make_split(coco, seed, test_fraction, str(annotations))
+    for part, name in ((train, "train"), (test, "test")):
+        if not part["images"]:
+            groups = len({im["group_id"] for im in coco["images"]})
+            raise ValueError(f"{annotations}: {len(coco['images'])} image(s) in {groups} group(s) "
+                             f"leave the {name} split empty (test fraction {test_fraction}); "
+                             "a dataset needs at least two groups to be split")
     out_dir = Path(out_dir)
     write_json(out_dir / "train.json", train)
     write_json(out_dir / "test.json", test)

@@ -111,9 +111,10 @@ def evaluate_run(cfg: Config, run_dir: str | Path, parts: Optional[DetectorParts
     per_ds: dict[str, dict] = {}
     samples: dict[str, list] = {}
     n_images, t0 = 0, time.perf_counter()
+    # every test split is read and checked before anything is written (no half evaluation)
+    datasets = {name: build_dataset(cfg, "test", [name]) for name in cfg.run.eval_datasets}
     with routing_context(model, cfg) as routing:
-        for name in cfg.run.eval_datasets:
-            dataset = build_dataset(cfg, "test", [name])
+        for name, dataset in datasets.items():
             dets = predict(model, parts.postprocess, dataset, cfg, device, bank)
             write_json(run_dir / "predictions" / f"{name}.json", dets, indent=None)
             gt = load_coco(split_file(cfg, name, "test"))
@@ -129,9 +130,14 @@ def evaluate_run(cfg: Config, run_dir: str | Path, parts: Optional[DetectorParts
     if routing is not None and hasattr(routing, "save"):
         routing.save(run_dir)
         timing.update(clustering_timing(routing))
+    covered = [n for n, m in per_ds.items() if m.get("AP") is not None]
+    for name in sorted(set(per_ds) - set(covered)):
+        log.warning("%s: no ground-truth box in its test split: AP is null and %s is left out of "
+                    "the mean (mean_over in metrics.json)", name, name)
     metrics = {"run": cfg.run.id, "method": cfg.run.method, "paradigm": cfg.run.paradigm,
                "variant": cfg.run.variant, "seed": cfg.train.seed, "tables": list(cfg.run.tables),
                "datasets": per_ds, "mean": mean_metrics(per_ds), "timing": timing,
+               "mean_over": {"datasets": covered, "count": len(covered), "of": len(per_ds)},
                "checkpoint": {"step": ckpt.get("step"), "epoch": ckpt.get("epoch"),
                               "finished": bool(ckpt.get("finished", False))}}
     write_json(run_dir / "metrics.json", metrics)

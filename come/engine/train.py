@@ -27,7 +27,7 @@ from come.config.schema import Config
 from come.data.dataset import build_dataset, collate
 from come.data.sampler import ResumableSampler
 from come.engine import distributed as D
-from come.engine.checkpoint import finished_epochs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from come.engine.checkpoint import finished_epochs, load_for_resume, rng_state, save_checkpoint, set_rng_state
 from come.engine.optim import build_optimizer, build_scheduler
 from come.engine.parts import DetectorParts, default_parts, load_bank, shared_features
 from come.utils.io import get_logger
@@ -101,7 +101,7 @@ class Trainer:
         """Load `last.pt` when it exists; True when resumed."""
         if not self.ckpt_path.is_file():
             return False
-        ckpt = load_checkpoint(self.ckpt_path, map_location=self.device)
+        ckpt = load_for_resume(self.ckpt_path, map_location=self.device)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])

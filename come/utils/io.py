@@ -6,17 +6,45 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+def umask() -> int:
+    """The process umask (read without changing it for longer than one call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path: str | Path) -> Path:
+    """Give `path` the mode a plain `open`/`mkdir` would (0666/0777 minus the umask):
+    `mkstemp`/`mkdtemp` make 0600/0700, which a cluster group could not read."""
+    path = Path(path)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask())
+    return path
+
+
+def tmp_name(path: str | Path) -> str:
+    """Prefix of the temp files `atomic_write_bytes` makes beside `path` (`.<name>.`)."""
+    return f".{Path(path).name}."
+
+
+def atomic_write_bytes(path: str | Path, data: bytes,
+                       before_replace: Callable[[], None] | None = None) -> Path:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a
+    file, and a crash right after the rename cannot leave an empty file under `path`.
+    `before_replace` runs once the temp file is complete, just before the rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=tmp_name(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        public_mode(tmp)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

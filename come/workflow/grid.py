@@ -323,11 +323,12 @@ def resolve_run(config_path: str | Path, run_id: str,
                           f"data.datasets of {config_path} is {base.data.datasets}")
     layered = deep_merge(resolve_dict(config_path, overrides), run_dict(row, grid.methods))
     epochs = (layered.get("train") or {}).get("epochs", base.train.epochs)
+    if isinstance(epochs, int) and epochs >= 1:      # else left as is: validation names it
+        epochs = max(1, round(epochs * base.grid.epochs_scale))
     identity = {"run": {"id": run_id, "method": row.method, "paradigm": row.paradigm,
                         "variant": row.variant, "train_datasets": ds[0], "test_datasets": ds[1],
                         "tables": [CELL_SEP.join(c) for c in row.serves]},
-                "train": {"seed": seed,
-                          "epochs": max(1, round(epochs * base.grid.epochs_scale))}}
+                "train": {"seed": seed, "epochs": epochs}}
     composed = deep_merge(deep_merge(run_dict(row, grid.methods), identity), overrides)
     cfg = load_config(config_path, composed)
     clip_ffn_layers(cfg)

@@ -4,18 +4,16 @@ The rules in `workflow/rules/*.smk` only ask this object; no model logic lives i
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from come.config import Config, load_config
-from come.config.loader import deep_merge, to_dict
+from come.config import Config, ConfigError, load_config
+from come.engine.rundir import config_signature, experts_used
 
 from come.experts.trainset import canonical, semantic_dir, trainset_key
 
-from .grid import GROUPS, Grid, RunSpec, expand_runs, load_grid, run_dict
+from .grid import GROUPS, Grid, RunSpec, expand_runs, load_grid, resolve_run
 
 
 @dataclass
@@ -26,20 +24,23 @@ class Plan:
     grid: Grid
     runs: list[RunSpec]
     experts_of: dict[str, set[str]] = field(default_factory=dict)   # run id -> {"structure", "semantic"}
+    configs: dict[str, Config] = field(default_factory=dict)        # run id -> resolved Config
 
     @classmethod
     def build(cls, config_path: str | Path) -> "Plan":
+        """Load the config and the grid, then resolve and validate every run of the plan, so a
+        run an override makes invalid is named here, before any job starts."""
         cfg = load_config(config_path)
         grid = load_grid(cfg.grid.file, cfg.paper_tables)
         plan = cls(str(config_path), cfg, grid, expand_runs(cfg, grid))
-        base = to_dict(cfg)
         for spec in plan.runs:
-            ffn = deep_merge(base, run_dict(spec.row, grid.methods))["model"]["ffn"]
-            need = set()
-            if ffn["type"] == "come":
-                need |= {"structure"} if ffn["use_ste"] else set()
-                need |= {"semantic"} if ffn["use_see"] else set()
-            plan.experts_of[spec.id] = need
+            try:
+                run_cfg = resolve_run(config_path, spec.id)
+            except ConfigError as exc:
+                raise ConfigError(f"{grid.path}: run {spec.id!r} (row {spec.row.id!r}) is invalid: "
+                                  f"{exc}") from None
+            plan.configs[spec.id] = run_cfg
+            plan.experts_of[spec.id] = experts_used(run_cfg)
         return plan
 
     # ---- paths -------------------------------------------------------------------------
@@ -145,16 +146,12 @@ class Plan:
                 "experts": [self.expert_file(k, spec.train_datasets) for k in sorted(self.experts_of[run_id])]}
 
     def run_signature(self, run_id: str) -> str:
-        """Hash of what a run's training depends on (config sections, preset, row, seed,
-        datasets). A Snakemake param: editing any of them re-runs that run (params trigger);
-        `eval`, `workflow` and other runs' rows do not."""
-        spec = self.spec(run_id)
-        keys = ("synth", "data", "model", "train") + (("experts",) if self.experts_of[run_id] else ())
-        base = {k: v for k, v in to_dict(self.cfg).items() if k in keys}
-        payload = {"cfg": deep_merge(base, run_dict(spec.row, self.grid.methods)),
-                   "seed": spec.seed, "train": spec.train_datasets, "eval": spec.eval_datasets,
-                   "epochs_scale": self.cfg.grid.epochs_scale}
-        return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """`come.engine.rundir.config_signature` of the run's resolved config: what its training
+        depends on. A Snakemake param: editing any of it re-runs that run (params trigger), and
+        `come train` sets the old checkpoint aside by the same hash; `eval`, `workflow` and
+        other runs' rows do not count."""
+        self.spec(run_id)
+        return config_signature(self.configs[run_id])
 
     def launcher(self) -> str:
         """`come`, or torchrun with one process per GPU when workflow.train_gpus > 1."""

@@ -2,60 +2,14 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
-import threading
+import json
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from come.cli import main
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    ranges: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (http.server API)
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        rng = self.headers.get("Range")
-        if rng:
-            self.ranges.append(rng)
-            start = int(rng.split("=")[1].split("-")[0])
-            if start >= len(body):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(body)}")
-                self.end_headers()
-                return
-            chunk = body[start:]
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            chunk = body
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(chunk)))
-        self.send_header("Accept-Ranges", "bytes")
-        self.end_headers()
-        self.wfile.write(chunk)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server():
-    _Handler.files, _Handler.ranges = {}, []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Handler
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
 
 
 def _zip_bytes() -> bytes:
@@ -75,6 +29,7 @@ def test_fetch_resumes_and_verifies(server, tmp_path):
     part = dest.parent / f".{dest.name}.download.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(body[: len(body) // 2])                  # an interrupted earlier download
+    part.with_name(part.name + ".json").write_text(json.dumps({"url": f"{base}/busbra.zip"}))
     rc = main(["fetch", "BUSBRA", "--dest", str(dest), "--url", f"{base}/busbra.zip", "--sha256", sha])
     assert rc == 0
     assert handler.ranges == [f"bytes={len(body) // 2}-"]    # resumed with a Range request

@@ -102,9 +102,8 @@ def test_missing_image_is_named_at_construction(bench):
 def test_corrupt_image_is_named(bench):
     data_root, splits_root = bench
     (data_root / "BUSI" / "images" / "000.png").write_bytes(b"not a png")
-    ds = build_dataset(tiny_config(data_root, splits_root), "train")
-    with pytest.raises(RuntimeError, match="BUSI/images/000.png.*cannot decode"):
-        ds[0]
+    with pytest.raises(ValueError, match="BUSI/train.json: 1 image.*BUSI/images/000.png: cannot be decoded"):
+        build_dataset(tiny_config(data_root, splits_root), "train")     # at construction
 
 
 def test_missing_split_file_is_named(bench):
@@ -119,9 +118,8 @@ def test_size_mismatch_is_named(bench):
     coco = json.loads(path.read_text())
     coco["images"][0]["width"] = 99
     path.write_text(json.dumps(coco))
-    ds = build_dataset(tiny_config(data_root, splits_root), "train")
-    with pytest.raises(RuntimeError, match="000.png: decoded size"):
-        ds[0]
+    with pytest.raises(ValueError, match="000.png: decoded size"):
+        build_dataset(tiny_config(data_root, splits_root), "train")
 
 
 def test_load_image_grayscale_16bit_and_rgb(tmp_path):

@@ -32,15 +32,9 @@ rule train_run:
         launcher=PLAN.launcher(),
         # changes when the run's config changes -> Snakemake's params trigger re-runs it
         signature=lambda wildcards: PLAN.run_signature(wildcards.run),
-    # A checkpoint of the same signature is resumed; one of an older config is set aside
-    # (checkpoints.stale/) so the changed run trains from scratch.
+    # `come train` resumes a checkpoint of the same signature and sets one of an older config
+    # aside (checkpoints.stale/), so the changed run trains from scratch (come.engine.rundir).
     shell:
-        "mkdir -p {params.out} && sig={params.out}/train.signature && "
-        "if [ -d {params.out}/checkpoints ] && [ \"$(cat $sig 2>/dev/null)\" != {params.signature} ]; "
-        "then rm -rf {params.out}/checkpoints.stale && "
-        "mv {params.out}/checkpoints {params.out}/checkpoints.stale && "
-        "(mv {params.out}/train_log.jsonl {params.out}/checkpoints.stale/ 2>/dev/null || true); fi && "
-        "echo {params.signature} > $sig && "
         "{params.launcher} train --config {params.cfg} --run {wildcards.run}"
         " --out {params.out} > {log} 2>&1"
 

@@ -2,7 +2,9 @@
 
 `convert_dataset` runs one converter into a temporary twin of the output folder, writes
 `annotations.json`, `quarantine.json` and the data card, then swaps the folder into place, so a
-failed run never leaves half a dataset and two runs give byte-identical files.
+failed run never leaves half a dataset and two runs give byte-identical files. The swap only
+ever replaces a previous conversion: an `out` holding anything else, or equal to, inside or
+above `raw`, is refused before anything is written (`check_out`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,28 @@ from typing import Callable
 
 from come.data.converters import busbra, busi, buv, ddti, maskfolders
 from come.data.converters.base import ConvertContext, LayoutError
+from come.utils.io import public_mode
+
+# files only our conversions (or the synthetic benchmark) write; Snakemake deletes a job's
+# declared output (annotations.json) before re-running it, so any one of them will do
+CONVERSION_MARKERS = ("annotations.json", "quarantine.json", "convert_summary.json")
+
+
+def check_out(raw: str | Path, out: str | Path) -> None:
+    """Refuse an `out` that a conversion must not replace: equal to, inside or above `raw`, or
+    an existing non-empty folder that is not a previous conversion (it would be deleted)."""
+    raw_r, out_r = Path(raw).resolve(), Path(out).resolve()
+    if out_r == raw_r or raw_r in out_r.parents or out_r in raw_r.parents:
+        rel = "equal to" if out_r == raw_r else ("inside" if raw_r in out_r.parents else "above")
+        raise LayoutError(f"--out {out} is {rel} --raw {raw}: the conversion replaces --out "
+                          "wholesale; pick a separate folder, e.g. results/data/<DS>")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LayoutError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not any((out / m).is_file() for m in CONVERSION_MARKERS):
+        raise LayoutError(f"--out {out} exists and is not a previous conversion (none of "
+                          f"{', '.join(CONVERSION_MARKERS)}); it would be replaced wholesale: "
+                          "empty it or pick another folder")
 
 # registry `format` -> (converter, verified on real files in this project)
 FORMATS: dict[str, tuple[Callable[[ConvertContext, Path], None], bool]] = {
@@ -40,9 +64,10 @@ def convert_dataset(name: str, fmt: str, organ: str, raw: str | Path, out: str |
         raise ValueError(f"unknown native format {fmt!r} (known: {sorted(FORMATS)})")
     func, verified = FORMATS[fmt]
     out = Path(out)
+    check_out(raw, out)
     source = project_name or name
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = public_mode(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         ctx = ConvertContext(dataset=source, organ=organ, out=tmp, prefix=f"{out.name}/images", link=link)
         ctx.quarantine.logger = logger

@@ -43,12 +43,26 @@ def natural_key(text: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files of `folder` (not recursive), naturally sorted."""
+def list_images(folder: Path, quarantine: Quarantine | None = None) -> list[Path]:
+    """Image files of `folder` (not recursive), naturally sorted. With `quarantine`, every other
+    visible file there gets a `not_an_image` entry instead of being skipped silently."""
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS),
-                  key=lambda p: natural_key(p.name))
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if quarantine is not None:
+        for p in sorted(p for p in files if p.suffix.lower() not in IMAGE_EXTS):
+            quarantine.add(f"{folder.name}/{p.name}", "not_an_image",
+                           f"{p.suffix or 'no extension'} is not one of {', '.join(IMAGE_EXTS)}")
+    return sorted((p for p in files if p.suffix.lower() in IMAGE_EXTS), key=lambda p: natural_key(p.name))
+
+
+def read_text(path: Path) -> str:
+    """A text file (label table, CSV) as str; a binary or non-UTF-8 file raises naming it."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LayoutError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                          "is it the label table of the release?") from None
 
 
 @dataclass

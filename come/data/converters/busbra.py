@@ -8,10 +8,11 @@ a disagreement of more than 2 px is flagged (`bbox_disagrees`), not hidden. Grou
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
-from come.data.converters.base import ConvertContext, LayoutError, list_images
+from come.data.converters.base import ConvertContext, LayoutError, list_images, read_text
 from come.data.converters.common import find_root
 
 BBOX_TOL_PX = 2.0
@@ -30,14 +31,13 @@ def published_box(text: str) -> list[float] | None:
 def convert(ctx: ConvertContext, raw: Path) -> None:
     root = find_root(raw, ["Images", "Masks", "bus_data.csv"], "BUS-BRA")
     table = root / "bus_data.csv"
-    with table.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise LayoutError(f"{table}: missing column(s) {missing} (have {reader.fieldnames})")
-        rows = {r["ID"].strip(): r for r in reader}
+    reader = csv.DictReader(io.StringIO(read_text(table), newline=""))
+    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise LayoutError(f"{table}: missing column(s) {missing} (have {reader.fieldnames})")
+    rows = {r["ID"].strip(): r for r in reader}
     seen = set()
-    for img in list_images(root / "Images"):
+    for img in list_images(root / "Images", ctx.quarantine):
         key = img.stem
         seen.add(key)
         row = rows.get(key)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from come.data.converters.base import ConvertContext, LayoutError, safe_name
+from come.data.converters.base import ConvertContext, LayoutError, read_text, safe_name
 
 
 def find_root(raw: Path, markers: list[str], dataset: str) -> Path:
@@ -26,8 +27,8 @@ def read_label_csv(path: Path, name_cols: tuple[str, ...] = ("ID", "id", "name",
     """`{image stem: label}` from a 2+-column CSV with or without a header row."""
     if not path.is_file():
         raise LayoutError(f"{path}: label file not found")
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    rows = [r for r in csv.reader(io.StringIO(read_text(path), newline=""))
+            if r and any(c.strip() for c in r)]
     if not rows:
         return {}
     header = [c.strip() for c in rows[0]]

@@ -13,15 +13,19 @@ no histopathology; every image records `tirads` and `pathology_basis: "tirads"`.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from come.data.converters.base import ConvertContext, list_images
+from come.data.converters.base import ConvertContext, list_images, read_text
 from come.data.converters.common import find_root
 
 _CROP = re.compile(r"^(?P<frame>.+?)\((?P<k>\d+)\)$")
+
+
+TIRADS_GRADES = ("2", "3", "4", "4a", "4b", "4c", "5", "none", "")   # documented values
 
 
 def pathology_from_tirads(grade: str) -> str:
@@ -36,17 +40,19 @@ def pathology_from_tirads(grade: str) -> str:
 def convert_preprocessed(ctx: ConvertContext, raw: Path) -> None:
     root = find_root(raw, ["cropped", "mask", "diagnosis.csv"], "DDTI (preprocessed)")
     labels: dict[str, tuple[str, str]] = {}
-    with (root / "diagnosis.csv").open(newline="") as fh:
-        for r in csv.reader(fh):
-            if r and r[0].strip():
-                r = r + ["", ""]
-                labels[r[0].strip()] = (r[1].strip(), r[2].strip())
-    for img in list_images(root / "cropped"):
+    for r in csv.reader(io.StringIO(read_text(root / "diagnosis.csv"), newline="")):
+        if r and r[0].strip():
+            r = r + ["", ""]
+            labels[r[0].strip()] = (r[1].strip(), r[2].strip())
+    for img in list_images(root / "cropped", ctx.quarantine):
         name = img.stem
         if name not in labels:
             ctx.quarantine.add(img.name, "missing_label", "no row in diagnosis.csv")
             continue
         grade, binary = labels[name]
+        if grade.lower() not in TIRADS_GRADES:
+            ctx.quarantine.add(img.name, "unknown_label", f"TI-RADS grade {grade!r} in diagnosis.csv "
+                               f"is not one of {[g for g in TIRADS_GRADES if g]}")
         size = ctx.read_image(img, img.name)
         if size is None:
             continue

@@ -1,0 +1,60 @@
+"""`come train` owns the stale-checkpoint protection (issue 15, item 9): whoever runs it
+(Snakemake, DVC, a user's shell), a checkpoint of another config is set aside, one of the same
+config is resumed, and temp files of a killed save are removed."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from come.cli import main
+from come.config import load_config
+from come.engine.checkpoint import load_checkpoint
+from come.engine.rundir import STALE_DIR, config_signature, prepare_run_dir
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_changed_config_sets_the_checkpoint_aside(setup):
+    """Old `come train` resumed whatever last.pt it found (the check lived in train.smk's shell)."""
+    cfg, run, _ = setup
+    train = ["train", "--config", str(cfg), "--out", str(run)]
+    assert main(train) == 0
+    first = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert main(train) == 0                                           # same config: finished, no-op
+    assert not (run / STALE_DIR).exists()
+    assert main(train + ["--set", "train.lr=0.002"]) == 0             # what training depends on
+    stale = load_checkpoint(run / STALE_DIR / "last.pt")
+    assert stale["step"] == first["step"] and (run / STALE_DIR / "train_log.jsonl").is_file()
+    steps = [json.loads(x)["step"] for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]                                      # trained from scratch
+    assert (run / "train.signature").read_text().strip() == config_signature(
+        load_config(cfg, ["train.lr=0.002", f"run.id={run.name}"]))
+
+
+def test_prepare_run_dir_rules(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"old")
+    (run / "checkpoints" / ".last.pt.x1.tmp").write_bytes(b"half")
+    assert prepare_run_dir(run, "aaaa") is True                       # no signature: unknown config
+    assert (run / STALE_DIR / "last.pt").read_bytes() == b"old"
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.pt").write_bytes(b"new")
+    (run / "checkpoints" / ".last.pt.x2.tmp").write_bytes(b"half")
+    assert prepare_run_dir(run, "aaaa") is False                      # same signature: resumed
+    assert (run / "checkpoints" / "last.pt").read_bytes() == b"new"
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+
+
+def test_signature_ignores_eval_workflow_and_tables():
+    base = load_config(REPO / "config" / "config.yaml")
+    same = load_config(REPO / "config" / "config.yaml",
+                       ["eval.batch_size=7", "workflow.train_threads=3", "run.tables=[x]"])
+    other = load_config(REPO / "config" / "config.yaml", ["model.ffn.hidden_dim=96"])
+    assert config_signature(base) == config_signature(same) != config_signature(other)
+
+
+def test_train_rule_has_no_shell_logic():
+    rule = (REPO / "workflow" / "rules" / "train.smk").read_text()
+    shell = rule[rule.index("rule train_run"):rule.index("rule evaluate_run")].split("shell:")[1]
+    assert "mv " not in shell and "signature" not in shell and "train --config" in shell
