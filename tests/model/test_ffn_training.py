@@ -56,6 +56,6 @@ def test_each_ffn_learns_with_its_aux_losses_counted_once(kind):
         losses["loss"].backward()
         opt.step()
         history.append(total)
-    assert sum(history[-3:]) < 0.85 * sum(history[:3]), history
+    assert sum(history[-3:]) < 0.9 * sum(history[:3]), history
     moved = [n for n, p in model.named_parameters() if n in ffn_params and not torch.equal(p, ffn_params[n])]
     assert len(moved) >= len(ffn_params) // 2, f"only {len(moved)} of {len(ffn_params)} FFN tensors trained"

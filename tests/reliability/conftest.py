@@ -21,7 +21,7 @@ def setup(tmp_path):
     cfg.write_text(f"base: {REPO / 'config' / 'tiny.yaml'}\n"
                    f"data: {{root: {data_root}, splits_root: {splits_root}}}\n"
                    "run: {train_datasets: [BUSI, DDTI]}\n"
-                   "model: {backbone: {name: resnet10t}}\n"          # small checkpoints
+                   "model: {backbone: {name: resnet10t, pretrained: ''}}\n"   # small checkpoints
                    "train: {epochs: 3, max_steps_per_epoch: 1, checkpoint_every: 0}\n")
     from come.config import load_config
     from come.data.dataset import build_dataset
