@@ -35,6 +35,8 @@ def run(args) -> int:
     cfg = build_run_config(args.config, args.run, args.overrides)
     if not args.run and cfg.run.id == "default":
         cfg.run.id = Path(args.out).resolve().name
-    ckpt = train(cfg, args.out)
+    from come.baselines import is_baseline, train_baseline
+
+    ckpt = train_baseline(cfg, args.out) if is_baseline(cfg) else train(cfg, args.out)
     print(f"come train: {ckpt}")
     return 0
