@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -218,4 +219,10 @@ class YoloTrainer:
 
 
 def train_yolo(cfg: Config, out_dir: str | Path) -> Path:
+    """Train on one device. Under torchrun (workflow.train_gpus > 1) rank 0 trains and the other
+    ranks return at once: this loop is not data-parallel."""
+    rank = int(os.environ.get("RANK", "0"))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and rank != 0:
+        log.info("rank %d: the YOLO-family baselines train on rank 0 only", rank)
+        return Path(out_dir) / "checkpoints" / "last.pt"
     return YoloTrainer(cfg, out_dir).fit()
