@@ -19,6 +19,19 @@ from come.config.schema import Config
 YOLO_ARCHS = ("yolov10", "cerberusdet")
 
 
+def table_notes(cfg: Config) -> dict[str, str]:
+    """Method -> what our row of that baseline is (shown under the tables by `come tables`)."""
+    from come.baselines.grounding.text import encoder_label
+
+    b = cfg.baselines
+    return {"YOLOv10": f"ultralytics {b.yolo.variant}, trained from "
+                       f"{'a local checkpoint' if b.yolo.pretrained else 'scratch'} on our splits",
+            "CerberusDet": f"our re-implementation on a shared ultralytics {b.cerberus.variant} trunk, "
+                           "one head per dataset",
+            "Open-GroundingDINO": f"Grounding DINO parts on our DINO; text encoder "
+                                  f"{encoder_label(b.grounding.text_encoder)}"}
+
+
 def is_baseline(cfg: Config) -> bool:
     """True when the run's detector is trained by come.baselines' own YOLO loop."""
     return cfg.model.arch in YOLO_ARCHS

@@ -45,6 +45,11 @@ def run(args) -> int:
         return cache[run_id]
 
     tables = build_tables(layouts, rows, boot)
+    from come.baselines import table_notes
+    notes = table_notes(cfg)
+    for t in tables:
+        shown = {k[1] for k in t.layout.rows}
+        t.notes = [f"{m} (ours): {n}" for m, n in notes.items() if m in shown]
     for t in tables:
         write_table(t, out)
         n = sum(1 for c in t.cells.values() if c.ours is not None)

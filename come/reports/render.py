@@ -110,6 +110,8 @@ def to_markdown(table: Table) -> str:
     for i, row in enumerate(body):
         shown = row if i % 3 == 0 else [""] * n_lab + row[n_lab:]
         lines.append("| " + " | ".join(s.replace("|", "\\|") for s in shown) + " |")
+    if table.notes:
+        lines += [""] + [f"- {n}" for n in table.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -137,7 +139,9 @@ def to_latex(table: Table) -> str:
         lines.append(" & ".join(tex_escape(s) for s in shown) + r" \\")
         if i % 3 == 2:
             lines.append(r"\hline")
-    lines += [r"\end{tabular}", r"\end{table}"]
+    lines += [r"\end{tabular}"]
+    lines += [r"\par\smallskip " + tex_escape(n) for n in table.notes]
+    lines += [r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 

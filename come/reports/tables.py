@@ -10,7 +10,7 @@ strategy's runs (ours: ms per step; the paper does not state its unit, so no dif
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -46,6 +46,7 @@ class Cell:
 class Table:
     layout: TableLayout
     cells: dict[tuple[RowKey, str], Cell]
+    notes: list[str] = field(default_factory=list)      # printed under the table (e.g. baseline substitutions)
 
 
 def _index(rows: list[dict]) -> dict[tuple, list[dict]]:

@@ -97,3 +97,20 @@ def test_grounding_dino_trains_and_evaluates_through_the_engine(tmp_path):
     assert any("enhancer" in k for k in state) and any("text_attn" in k for k in state)
     metrics = evaluate_run(cfg, tmp_path / "run")
     assert set(metrics["datasets"]) == {"BUSI"} and metrics["mean"]["AP"] is not None
+
+
+def test_tables_record_the_text_encoder_substitution():
+    """Table 2's notes name the MiniLM in the embedded default and bert-base-uncased in
+    paper.yaml. Mutation: a fixed note (not read from the config) fails one of the two."""
+    from come.baselines import table_notes
+    from come.config import load_config
+    from come.reports.paper import paper_layouts
+    from come.reports.render import to_markdown
+    from come.reports.tables import build_table
+
+    embedded = table_notes(load_config("config/config.yaml"))["Open-GroundingDINO"]
+    assert "MiniLM" in embedded and "instead of bert-base-uncased" in embedded
+    assert "bert-base-uncased" == table_notes(load_config("config/paper.yaml"))["Open-GroundingDINO"][-17:]
+    table = build_table(paper_layouts("config/paper_tables.csv")["table2_main"], [])
+    table.notes = [f"Open-GroundingDINO (ours): {embedded}"]
+    assert embedded in to_markdown(table)

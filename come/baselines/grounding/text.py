@@ -59,8 +59,11 @@ def encoder_label(name: str) -> str:
 
 def load_text_encoder(name: str):
     """(BertModel in eval mode, its tokenizer)."""
-    from transformers import AutoTokenizer, BertModel
-    from transformers.utils import logging as hf_logging
+    try:
+        from transformers import AutoTokenizer, BertModel
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:
+        raise RuntimeError("Open-GroundingDINO needs `transformers` (pip install -e .[baselines])") from exc
 
     hf_logging.set_verbosity_error()          # the MiniLM's unused pooler weights are expected
     hf_logging.disable_progress_bar()
