@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import REPO, make_toy, rss_mb  # noqa: E402
+from bench_train import REPO, child_rows, make_toy, rss_mb  # noqa: E402
 
 METHODS = {"DINO": "dino", "Open-GroundingDINO": "grounding-dino", "YOLOv10": "yolov10",
            "CerberusDet": "cerberusdet"}
@@ -103,19 +102,12 @@ def main() -> int:
     if args.child:
         print(json.dumps(one(args.only, args.steps, args.threads, args.scale, args.size)))
         return 0
-    rows = []
-    for method in ([args.only] if args.only else list(METHODS)):
-        cmd = [sys.executable, __file__, "--child", "--only", method, "--steps", str(args.steps),
-               "--threads", str(args.threads), "--scale", args.scale, "--size", str(args.size)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-        if proc.returncode:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            return proc.returncode
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    keys = list(rows[0])
-    print(" | ".join(keys))
-    for r in rows:
-        print(" | ".join(str(r[k]) for k in keys))
+    cmds = [[sys.executable, __file__, "--child", "--only", method, "--steps", str(args.steps),
+             "--threads", str(args.threads), "--scale", args.scale, "--size", str(args.size)]
+            for method in ([args.only] if args.only else list(METHODS))]
+    rows = child_rows(cmds)
+    if isinstance(rows, int):
+        return rows
     dino = next((r for r in rows if r["method"] == "DINO"), None)
     if dino:
         for r in rows:

@@ -182,3 +182,22 @@ def test_cerberusdet_routes_each_image_to_its_datasets_head(yolo_cfg, tmp_path, 
     assert after != own
     assert after == other
     assert json.loads((run / "predictions" / "BUSI.json").read_text()) == own
+
+
+def test_local_pretrained_checkpoint_is_loaded_and_a_missing_one_named(yolo_cfg, tmp_path):
+    """baselines.yolo.pretrained: a local state_dict initialises the trunk (no download); a
+    missing file is reported by path. Mutation: ignoring `pretrained` leaves random weights."""
+    torch.manual_seed(1)
+    donor = build_model(yolo_cfg())
+    path = tmp_path / "yolov10n_local.pt"
+    from ultralytics.nn.tasks import DetectionModel
+    base = DetectionModel("yolov10n.yaml", nc=1, verbose=False)
+    base.model[:-1].load_state_dict(donor.trunk.state_dict())
+    base.model[-1].load_state_dict(donor.heads[0].state_dict())
+    torch.save(base.state_dict(), path)
+    torch.manual_seed(2)
+    loaded = build_model(yolo_cfg(baselines__yolo__pretrained=str(path)))
+    for a, b in zip(loaded.state_dict().values(), donor.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        build_model(yolo_cfg(baselines__yolo__pretrained=str(tmp_path / "nope.pt")))
