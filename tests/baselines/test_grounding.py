@@ -34,7 +34,8 @@ def no_network(monkeypatch):
 
 def grounding_cfg(tmp_path: Path, **extra):
     data_root, splits_root = make_benchmark(tmp_path / "bench")
-    base = {"model__arch": "grounding-dino", "run__train_datasets": "[BUSI]", "data__image_size": 96,
+    base = {"results": str(tmp_path / "results"), "model__arch": "grounding-dino",
+            "run__train_datasets": "[BUSI]", "data__image_size": 96,
             "data__min_size": 96, "model__num_queries": 20, "train__epochs": 1,
             "train__max_steps_per_epoch": 2, "eval__qualitative_per_dataset": 0}
     return tiny_config(data_root, splits_root, **{**base, **extra})
@@ -85,6 +86,20 @@ def test_contrastive_head_gives_per_token_logits(tmp_path, no_network):
     assert not torch.allclose(model(images, pad, torch.zeros(2, dtype=torch.long))["pred_logits"],
                               out["pred_logits"])
     assert no_network == []
+
+
+def test_prompt_features_are_cached_for_later_jobs(tmp_path, monkeypatch):
+    """The second model of the same prompt and encoder reads <results>/cache/text/ and never
+    loads the text encoder. Mutation: no cache -> the patched loader raises."""
+    cfg = grounding_cfg(tmp_path)
+    first = default_parts(cfg).build_model(cfg)
+    assert len(list((tmp_path / "results" / "cache" / "text").glob("*.pt"))) == 1
+
+    def refuse(name):
+        raise AssertionError("text encoder loaded although its prompt features are cached")
+    monkeypatch.setattr("come.baselines.grounding.text.load_text_encoder", refuse)
+    second = default_parts(cfg).build_model(cfg)
+    assert torch.equal(first.text_raw, second.text_raw) and torch.equal(first.positive_map, second.positive_map)
 
 
 def test_grounding_dino_trains_and_evaluates_through_the_engine(tmp_path):

@@ -3,7 +3,7 @@
 `GroundingDINO(cfg)` is our DINO (same backbone, neck, deformable encoder/decoder, denoising,
 criterion, post-process) with Grounding DINO's parts (come/baselines/grounding/fusion.py):
 the prompt is encoded once by the text encoder (frozen by default: its features are a buffer,
-so checkpoints stay small) and mapped to D by `feat_map`; a feature-enhancer layer (image<->text
+so checkpoints stay small, and cached in `<results>/cache/text/`) and mapped to D by `feat_map`; a feature-enhancer layer (image<->text
 cross-attention, text self-attention) runs before each deformable encoder layer; the two-stage
 selection is language-guided; every decoder layer cross-attends to the text between its self-
 and deformable attention; and the classifier is the contrastive head.
@@ -14,6 +14,7 @@ prompt's positive map, so the DINO criterion and post-process apply unchanged.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from torch import Tensor, nn
@@ -26,7 +27,7 @@ from come.model.encoder import DeformableEncoderLayer
 
 from .fusion import (ContrastiveHead, FeatureEnhancerLayer, LanguageGuidedSelector, TextCrossAttention,
                      class_logits)
-from .text import default_prompt, encode_prompt, load_text_encoder
+from .text import default_prompt, encode_prompt, load_text_encoder, prompt_features
 
 CLASS_NAMES = {"lesion": ["lesion"], "pathology": ["benign", "malignant"]}
 
@@ -78,15 +79,17 @@ class GroundingDINO(DINO):
         m, g = cfg.model, cfg.baselines.grounding
         names = CLASS_NAMES[cfg.data.class_mode]
         self.prompt = g.prompt or default_prompt(names)
-        encoder, self.tokenizer = load_text_encoder(g.text_encoder)
-        text = encode_prompt(encoder, self.tokenizer, self.prompt, names, g.max_text_len)
-        self.register_buffer("text_mask", text.mask.clone())
-        self.register_buffer("positive_map", text.positive_map.clone())
-        if g.freeze_text_encoder:
+        if g.freeze_text_encoder:            # prompt features computed once (cached on disk)
+            text = prompt_features(g.text_encoder, self.prompt, names, g.max_text_len,
+                                   Path(cfg.results) / "cache" / "text")
             self.text_encoder = None
             self.register_buffer("text_raw", text.feats.detach().clone())
         else:
+            encoder, self.tokenizer = load_text_encoder(g.text_encoder)
+            text = encode_prompt(encoder, self.tokenizer, self.prompt, names, g.max_text_len)
             self.text_encoder, self.text_raw, self.class_names = encoder.train(), None, names
+        self.register_buffer("text_mask", text.mask.clone())
+        self.register_buffer("positive_map", text.positive_map.clone())
         self.feat_map = nn.Linear(text.feats.shape[-1], m.hidden_dim)
         self.state = TextState()
         fused = set(range(m.enc_layers)) if not g.fusion_layers else set(range(min(g.fusion_layers, m.enc_layers)))

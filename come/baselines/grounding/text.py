@@ -16,7 +16,9 @@ of class c's name, rows sum to 1).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,3 +115,29 @@ def encode_prompt(model, tokenizer, prompt: str, class_names: list[str], max_len
         out = model(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device))
     return TextFeatures(out.last_hidden_state[0], enc["attention_mask"][0].bool().to(device),
                         positive_map(tokenizer, prompt, class_names, max_len).to(device))
+
+
+def prompt_features(name: str, prompt: str, class_names: list[str], max_len: int,
+                    cache_dir: Path | None = None) -> TextFeatures:
+    """Frozen-encoder prompt features, cached in `cache_dir/<key>.pt` (key: encoder, its weights'
+    size and mtime, prompt, classes, length), so later jobs skip importing transformers."""
+    where, local = resolve_encoder(name)
+    stamp = ""
+    if local:
+        weights = sorted(Path(where).glob("*.safetensors")) + sorted(Path(where).glob("*.bin"))
+        stamp = ",".join(f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights)
+    key = hashlib.sha256(json.dumps([str(Path(where).resolve()) if local else where, stamp, prompt,
+                                     class_names, max_len]).encode()).hexdigest()[:16]
+    path = cache_dir / f"{key}.pt" if cache_dir is not None else None
+    if path is not None and path.is_file():
+        d = torch.load(path, map_location="cpu", weights_only=True)
+        return TextFeatures(d["feats"], d["mask"], d["positive_map"])
+    model, tokenizer = load_text_encoder(name)
+    text = encode_prompt(model, tokenizer, prompt, class_names, max_len)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{key}.tmp")
+        torch.save({"feats": text.feats.detach().cpu(), "mask": text.mask.cpu(),
+                    "positive_map": text.positive_map.cpu()}, tmp)
+        tmp.replace(path)
+    return text
