@@ -161,7 +161,7 @@ GOOD = {"id": "a", "method": "DINO", "paradigm": "single", "train_datasets": "BU
     ({"serves": [["table9", "single", "DINO", ""]]}, "is not in"),
     ({"paradigm": "multi"}, "paradigm: 'multi' is not one of"),
     ({"overrides": {"model.ffn.topk": 3}}, "model.ffn.topk: unknown key"),
-    ({"method": "YOLOv10"}, "must have status not_reproduced"),
+    ({"status": "not_reproduced"}, "must have status active"),
     ({"speed": 3}, "Additional properties are not allowed"),
     ({"id": "bad id!"}, "does not match"),
 ])
@@ -200,7 +200,7 @@ def test_grid_cli(tmp_path):
     out = tmp_path / "grid.csv"
     assert come("list", "--all", "--format", "csv", "--out", str(out)).returncode == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 61 and sum(r["status"] == "not_reproduced" for r in rows) == 5
+    assert len(rows) == 75 and sum(r["status"] == "not_reproduced" for r in rows) == 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("base: %s\ngrid:\n  file: %s\n" % (REPO / "config/config.yaml",
                                                        _write_grid(tmp_path, [GOOD, GOOD])))
