@@ -37,7 +37,7 @@ def test_paper_dry_run_lists_a_job_for_every_paper_cell(monkeypatch):
     assert not cov.missing
     for row in cov.covered:                    # every paper cell: its run trains and evaluates
         assert set(row["runs"]) <= trained and set(row["runs"]) <= evaluated, row
-    assert len(trained) == 56
+    assert len(trained) == 75                  # 56 DINO-family + 19 Table 2 baseline runs
     assert "torchrun --standalone --nproc_per_node=2 -m come train" in out   # train_gpus: 2
     for rule in ("fetch", "convert", "datacard", "split", "merge", "prompts", "pretrain_structure",
                  "finetune_semantic", "summarize", "tables", "figures", "report"):
@@ -49,7 +49,7 @@ def test_paper_dry_run_lists_a_job_for_every_paper_cell(monkeypatch):
 def test_embedded_and_tiny_dry_runs():
     out = snakemake("-n", "-p", "all").stdout
     assert "rule synth:" in out and "rule fetch:" not in out
-    assert len(re.findall(r"^rule train_run:", out, re.M)) == 56
+    assert len(re.findall(r"^rule train_run:", out, re.M)) == 75
     # the embedded CLIP is pretrained on the synthetic corpus, then fine-tuned from it
     assert "rule pretrain_semantic:" in out and "--init results/experts/semantic_pretrain/clip.pt" in out
     out = snakemake("-n", "all", "--configfile", "config/tiny.yaml").stdout
