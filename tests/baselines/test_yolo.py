@@ -133,7 +133,7 @@ def test_run_passes_offline_without_delay(yolo_cfg, tmp_path):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["calls"] == []
     assert report["AP"] is not None
-    assert time.perf_counter() - t0 < 120
+    assert time.perf_counter() - t0 < 240          # no connection timeout (typically 15-30 s)
     assert list((tmp_path / "run" / "ultralytics").rglob("settings.json"))
     assert (tmp_path / "run" / "ultralytics" / "Arial.ttf").is_file()
 
