@@ -26,7 +26,7 @@ from come.engine.checkpoint import load_checkpoint
 from come.engine.coco_eval import to_coco_results
 from come.engine.evaluate import metrics_record, score_dataset, train_seconds
 from come.engine.qualitative import draw_qualitative
-from come.utils.io import get_logger
+from come.utils.io import get_logger, write_json
 from come.utils.seed import resolve_device
 
 log = get_logger("come.baselines")
