@@ -201,3 +201,16 @@ def test_local_pretrained_checkpoint_is_loaded_and_a_missing_one_named(yolo_cfg,
         assert torch.equal(a, b)
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         build_model(yolo_cfg(baselines__yolo__pretrained=str(tmp_path / "nope.pt")))
+
+
+def test_yolo_training_is_seeded_and_deterministic(yolo_cfg, tmp_path):
+    """Two runs of the same config give identical weights and loss logs (CPU)."""
+    cfg = yolo_cfg(train__max_steps_per_epoch=2)
+    states, logs = [], []
+    for name in ("a", "b"):
+        ckpt = train_baseline(cfg, tmp_path / name)
+        states.append(torch.load(ckpt, weights_only=True)["model"])
+        logs.append([{k: v for k, v in json.loads(ln).items() if k != "time"}
+                     for ln in (tmp_path / name / "train_log.jsonl").read_text().splitlines()])
+    assert logs[0] == logs[1]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
