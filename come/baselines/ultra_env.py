@@ -10,6 +10,8 @@ ultralytics reads its environment at import time. It sets
 - a local font: matplotlib's DejaVuSans copied there as `Arial.ttf` / `Arial.Unicode.ttf`, the
   names ultralytics' plotting asks for, so even a plot never triggers a font download.
 
+After the import, Pillow's own `Image.open` is put back (ultralytics patches it process-wide with
+a wrapper that pip-installs a HEIF plugin on unreadable files).
 Training never uses ultralytics' Trainer (which would check AMP by downloading weights on
 CUDA and plot labels): come/baselines/yolo_train.py drives the model with AMP and plots off.
 """
@@ -39,6 +41,16 @@ def local_font(config_dir: Path) -> None:
             shutil.copyfile(src, dst)
 
 
+def restore_pillow() -> None:
+    """ultralytics replaces PIL.Image.open process-wide with a wrapper that, on an unreadable
+    image, tries to pip-install a HEIF plugin: put Pillow's own back, so a corrupt image keeps
+    raising Pillow's error naming the file and nothing is installed or downloaded."""
+    import PIL.Image
+    from ultralytics.utils import patches
+
+    PIL.Image.open = patches._image_open
+
+
 def import_ultralytics(run_dir: str | Path) -> ModuleType:
     """Set the offline environment (config dir inside `run_dir`) and import ultralytics."""
     config_dir = Path(run_dir).resolve() / "ultralytics"
@@ -50,8 +62,9 @@ def import_ultralytics(run_dir: str | Path) -> ModuleType:
             log.info("ultralytics already imported in this process (config dir %s)", current)
     else:
         os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
-    local_font(Path(os.environ["YOLO_CONFIG_DIR"]))
-    local_font(Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics")
+    base = Path(os.environ.get("YOLO_CONFIG_DIR") or config_dir)
+    local_font(base)
+    local_font(base / "Ultralytics")
     try:
         import ultralytics
     except ImportError as exc:
@@ -59,9 +72,10 @@ def import_ultralytics(run_dir: str | Path) -> ModuleType:
                            "(pip install -e .[baselines]; AGPL-3.0)") from exc
     from ultralytics.utils import SETTINGS
 
+    restore_pillow()
+
     SETTINGS.update({k: False for k in ("sync", "hub", "tensorboard", "wandb", "mlflow", "comet", "clearml",
                                         "dvc", "neptune", "raytune") if k in SETTINGS})   # no events, no integrations
-    base = Path(os.environ["YOLO_CONFIG_DIR"])
     SETTINGS.update({k: str(base / k.split("_")[0]) for k in ("datasets_dir", "weights_dir", "runs_dir")
                      if k in SETTINGS})
     return ultralytics

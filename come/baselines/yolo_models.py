@@ -40,6 +40,8 @@ class MultiHeadYolo(nn.Module):
         super().__init__()
         from ultralytics.nn.tasks import DetectionModel
 
+        from come.baselines.ultra_env import restore_pillow
+        restore_pillow()
         try:
             base = DetectionModel(f"{variant}.yaml", nc=nc, verbose=False)
         except FileNotFoundError as exc:
@@ -102,18 +104,23 @@ class MultiHeadYolo(nn.Module):
 
 
 def load_pretrained(model: nn.Module, path: str) -> None:
-    """Load a local ultralytics checkpoint (.pt with a pickled model, or a state_dict) into
-    `model`, keeping only tensors whose name and shape match (class layers differ in nc)."""
+    """Load a local state_dict (`torch.load(..., weights_only=True)`, like every checkpoint of
+    the package) into `model`, keeping tensors whose name and shape match (class layers differ
+    in nc). A pickled ultralytics `.pt` is refused: convert it once with
+    `torch.save(YOLO("yolov10x.pt").model.state_dict(), "yolov10x_state.pt")`."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"baselines.yolo.pretrained: {p} does not exist (a local ultralytics "
-                                "checkpoint; no download is attempted)")
-    obj = torch.load(p, map_location="cpu", weights_only=False)
-    if isinstance(obj, dict) and "model" in obj:
-        obj = obj.get("ema") or obj["model"]
-    state = obj.state_dict() if hasattr(obj, "state_dict") else obj
+        raise FileNotFoundError(f"baselines.yolo.pretrained: {p} does not exist (a local checkpoint; "
+                                "no download is attempted)")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:   # pickled modules are not loadable with weights_only
+        raise ValueError(f"{p}: not a plain state_dict ({type(exc).__name__}); convert an ultralytics .pt "
+                         "with torch.save(YOLO(path).model.state_dict(), out)") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
     if not isinstance(state, dict):
-        raise ValueError(f"{p}: neither an ultralytics checkpoint nor a state_dict")
+        raise ValueError(f"{p}: not a state_dict")
     own = model.state_dict()
     keep = {k: v.float() for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not keep:

@@ -199,6 +199,9 @@ def test_local_pretrained_checkpoint_is_loaded_and_a_missing_one_named(yolo_cfg,
     loaded = build_model(yolo_cfg(baselines__yolo__pretrained=str(path)))
     for a, b in zip(loaded.state_dict().values(), donor.state_dict().values()):
         assert torch.equal(a, b)
+    torch.save({"model": base}, tmp_path / "pickled.pt")            # an ultralytics-style pickled model
+    with pytest.raises(ValueError, match="pickled.pt: not a plain state_dict"):
+        build_model(yolo_cfg(baselines__yolo__pretrained=str(tmp_path / "pickled.pt")))
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         build_model(yolo_cfg(baselines__yolo__pretrained=str(tmp_path / "nope.pt")))
 
@@ -214,3 +217,17 @@ def test_yolo_training_is_seeded_and_deterministic(yolo_cfg, tmp_path):
                      for ln in (tmp_path / name / "train_log.jsonl").read_text().splitlines()])
     assert logs[0] == logs[1]
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_importing_ultralytics_keeps_pillows_image_open(tmp_path):
+    """ultralytics patches PIL.Image.open (a pi-heif install on unreadable files); our import
+    restores Pillow's. Mutation: without the restore a corrupt PNG raises ModuleNotFoundError."""
+    import PIL.Image
+
+    from come.baselines.ultra_env import import_ultralytics
+    import_ultralytics(tmp_path / "run")
+    assert PIL.Image.open.__module__ == "PIL.Image"
+    bad = tmp_path / "corrupt.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(PIL.UnidentifiedImageError):
+        PIL.Image.open(bad)
