@@ -99,10 +99,17 @@ def main() -> int:
     if args.child:
         print(json.dumps(one(args.only, args.steps, args.threads, args.paper_size)))
         return 0
+    cmds = [[sys.executable, __file__, "--child", "--only", setting, "--steps", str(args.steps),
+             "--threads", str(args.threads), "--paper-size", str(args.paper_size)]
+            for setting in ([args.only] if args.only else list(SETTINGS))]
+    rows = child_rows(cmds)
+    return rows if isinstance(rows, int) else 0
+
+
+def child_rows(cmds: list[list[str]]) -> list[dict] | int:
+    """Run each child command, print the JSON rows they report as a table; an int on failure."""
     rows = []
-    for setting in ([args.only] if args.only else list(SETTINGS)):
-        cmd = [sys.executable, __file__, "--child", "--only", setting, "--steps", str(args.steps),
-               "--threads", str(args.threads), "--paper-size", str(args.paper_size)]
+    for cmd in cmds:
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if proc.returncode:
             print(proc.stderr[-3000:], file=sys.stderr)
@@ -112,7 +119,7 @@ def main() -> int:
     print(" | ".join(keys))
     for r in rows:
         print(" | ".join(str(r[k]) for k in keys))
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

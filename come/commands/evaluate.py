@@ -30,6 +30,9 @@ def run(args) -> int:
     if not cfg_path.is_file():
         raise ConfigError(f"{cfg_path}: resolved config not found (is {run_dir} a `come train` output?)")
     cfg = load_config(cfg_path, args.overrides)
-    metrics = evaluate_run(cfg, run_dir, checkpoint=Path(args.checkpoint) if args.checkpoint else None)
+    from come.baselines import evaluate_baseline, is_baseline
+
+    ckpt = Path(args.checkpoint) if args.checkpoint else None
+    metrics = (evaluate_baseline if is_baseline(cfg) else evaluate_run)(cfg, run_dir, checkpoint=ckpt)
     print(json.dumps({"run": metrics["run"], "mean": metrics["mean"]}, sort_keys=True))
     return 0

@@ -47,9 +47,13 @@ def run(args) -> int:
 
     tables = build_tables(layouts, rows, boot)
     described: dict[str, str | None] = {}
+    from come.baselines import table_notes
+    baseline_notes = table_notes(cfg)
     for t in tables:
         t.notes = interpretation_notes([r for r in rows if r["table"] == t.layout.table], runs_root,
                                        described)
+        shown = {k[1] for k in t.layout.rows}
+        t.notes += [f"{m} (ours): {n}" for m, n in baseline_notes.items() if m in shown]
         write_table(t, out)
         n = sum(1 for c in t.cells.values() if c.ours is not None)
         print(f"{t.layout.table}: {n}/{len(t.cells)} cells reproduced -> {out}/{t.layout.table}.{{csv,md,tex}}")

@@ -50,7 +50,9 @@ def run(args) -> int:
         prepare_run_dir(args.out, signature)
     else:
         wait_for_signature(args.out, signature)
-    ckpt = train(cfg, args.out)
+    from come.baselines import is_baseline, train_baseline
+
+    ckpt = train_baseline(cfg, args.out) if is_baseline(cfg) else train(cfg, args.out)
     print(f"come train: {ckpt}")
     if not args.no_eval:
         from come.engine.evaluate import evaluate_run

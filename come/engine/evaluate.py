@@ -99,6 +99,33 @@ def load_model(cfg: Config, run_dir: Path, parts: DetectorParts, device: torch.d
     return model.eval(), ckpt
 
 
+def score_dataset(cfg: Config, run_dir: Path, name: str, dets: list[dict]) -> tuple[dict, list]:
+    """Write predictions/<name>.json, score it against the test split (come.engine.coco_eval);
+    returns (metrics, qualitative samples). Shared by every detector family."""
+    write_json(run_dir / "predictions" / f"{name}.json", dets, indent=None)
+    gt = load_coco(split_file(cfg, name, "test"))
+    metrics = coco_metrics(gt, dets, cfg.data.class_mode, cfg.eval.max_dets)
+    samples = pick_samples(gt, dets, Path(cfg.data.root), name, cfg.eval.qualitative_per_dataset,
+                           cfg.eval.score_threshold)
+    log.info("%s: %s", name, {k: (round(v, 4) if v is not None else None) for k, v in metrics.items()})
+    return metrics, samples
+
+
+def metrics_record(cfg: Config, per_ds: dict, timing: dict, ckpt: dict) -> dict:
+    """The metrics.json dict of docs/architecture.md. A dataset without a ground-truth box has
+    AP null and is left out of the mean, with a warning; `mean_over` says what the mean covers."""
+    covered = [n for n, m in per_ds.items() if m.get("AP") is not None]
+    for name in sorted(set(per_ds) - set(covered)):
+        log.warning("%s: no ground-truth box in its test split: AP is null and %s is left out of "
+                    "the mean (mean_over in metrics.json)", name, name)
+    return {"run": cfg.run.id, "method": cfg.run.method, "paradigm": cfg.run.paradigm,
+            "variant": cfg.run.variant, "seed": cfg.train.seed, "tables": list(cfg.run.tables),
+            "datasets": per_ds, "mean": mean_metrics(per_ds), "timing": timing,
+            "mean_over": {"datasets": covered, "count": len(covered), "of": len(per_ds)},
+            "checkpoint": {"step": ckpt.get("step"), "epoch": ckpt.get("epoch"),
+                           "finished": bool(ckpt.get("finished", False))}}
+
+
 def evaluate_run(cfg: Config, run_dir: str | Path, parts: Optional[DetectorParts] = None,
                  checkpoint: Optional[Path] = None) -> dict:
     """Evaluate a run directory; returns the metrics dict also written to metrics.json."""
@@ -116,30 +143,15 @@ def evaluate_run(cfg: Config, run_dir: str | Path, parts: Optional[DetectorParts
     with routing_context(model, cfg) as routing:
         for name, dataset in datasets.items():
             dets = predict(model, parts.postprocess, dataset, cfg, device, bank)
-            write_json(run_dir / "predictions" / f"{name}.json", dets, indent=None)
-            gt = load_coco(split_file(cfg, name, "test"))
-            per_ds[name] = coco_metrics(gt, dets, cfg.data.class_mode, cfg.eval.max_dets)
+            per_ds[name], samples[name] = score_dataset(cfg, run_dir, name, dets)
             n_images += len(dataset)
-            samples[name] = pick_samples(gt, dets, Path(cfg.data.root), name,
-                                         cfg.eval.qualitative_per_dataset, cfg.eval.score_threshold)
-            log.info("%s: %s", name, {k: (round(v, 4) if v is not None else None)
-                                      for k, v in per_ds[name].items()})
     eval_s = time.perf_counter() - t0
     timing = {"eval_seconds": round(eval_s, 3), "train_seconds": train_seconds(run_dir),
               "eval_images": n_images, "eval_images_per_second": round(n_images / max(eval_s, 1e-9), 3)}
     if routing is not None and hasattr(routing, "save"):
         routing.save(run_dir)
         timing.update(clustering_timing(routing))
-    covered = [n for n, m in per_ds.items() if m.get("AP") is not None]
-    for name in sorted(set(per_ds) - set(covered)):
-        log.warning("%s: no ground-truth box in its test split: AP is null and %s is left out of "
-                    "the mean (mean_over in metrics.json)", name, name)
-    metrics = {"run": cfg.run.id, "method": cfg.run.method, "paradigm": cfg.run.paradigm,
-               "variant": cfg.run.variant, "seed": cfg.train.seed, "tables": list(cfg.run.tables),
-               "datasets": per_ds, "mean": mean_metrics(per_ds), "timing": timing,
-               "mean_over": {"datasets": covered, "count": len(covered), "of": len(per_ds)},
-               "checkpoint": {"step": ckpt.get("step"), "epoch": ckpt.get("epoch"),
-                              "finished": bool(ckpt.get("finished", False))}}
+    metrics = metrics_record(cfg, per_ds, timing, ckpt)
     write_json(run_dir / "metrics.json", metrics)
     if cfg.eval.qualitative_per_dataset > 0:
         draw_qualitative(samples, run_dir / "qualitative.png", cfg.eval.score_threshold)

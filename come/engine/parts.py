@@ -31,7 +31,11 @@ class DetectorParts:
 
 
 def default_parts(cfg: Config) -> DetectorParts:
-    """The real DINO detector of `come.model.detector`."""
+    """The real DINO detector of `come.model.detector` (Open-GroundingDINO for model.arch
+    grounding-dino: come.baselines.grounding)."""
+    if cfg.model.arch == "grounding-dino":
+        from come.baselines.grounding.model import grounding_parts
+        return grounding_parts(cfg)
     try:
         from come.model import detector
     except ImportError as exc:

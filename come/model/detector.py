@@ -100,11 +100,20 @@ class DINO(nn.Module):
         sel = self.selector(memory, tokens, self.num_queries)
         return tgt, sel.ref_unsig, {"pred_logits": sel.interm_logits, "pred_boxes": sel.interm_boxes}
 
+    # hooks a subclass may override (come.baselines.grounding: text fusion, contrastive head)
+    def encode(self, tokens, source_ids: Tensor, shared: Optional[dict[str, Tensor]]):
+        """-> (memory [B, N, D], aux list)."""
+        return self.encoder(tokens, source_ids, shared)
+
+    def classify(self, hs: Tensor) -> Tensor:
+        """Decoder states [B, Q, D] -> class logits [B, Q, C]."""
+        return self.class_embed(hs)
+
     def forward(self, images: Tensor, pad_mask: Tensor, source_ids: Tensor,
                 targets: Optional[list[dict]] = None, shared: Optional[dict[str, Tensor]] = None) -> dict:
         self._check_inputs(images, pad_mask, source_ids, targets)
         tokens = self.neck(self.backbone(images), pad_mask)
-        memory, enc_aux = self.encoder(tokens, source_ids, shared)
+        memory, enc_aux = self.encode(tokens, source_ids, shared)
         tgt, ref_unsig, interm = self._queries(memory, tokens)
 
         cdn = None
@@ -122,7 +131,7 @@ class DINO(nn.Module):
                                          source_ids, shared, num_dn=pad)
         # look forward twice: layer i's box refines layer i-1's undetached prediction
         boxes = [(self.bbox_embed(h) + inverse_sigmoid(r)).sigmoid() for h, r in zip(hs, refs[:-1])]
-        logits = [self.class_embed(h) for h in hs]
+        logits = [self.classify(h) for h in hs]
         out = self._pack([l[:, pad:] for l in logits], [b[:, pad:] for b in boxes])
         out["interm_outputs"] = interm
         out["dn_meta"] = cdn.meta if cdn is not None else None

@@ -111,7 +111,8 @@ def to_markdown(table: Table) -> str:
         shown = row if i % 3 == 0 else [""] * n_lab + row[n_lab:]
         lines.append("| " + " | ".join(s.replace("|", "\\|") for s in shown) + " |")
     if table.notes:
-        lines += ["", "Interpretation used by the COME rows (read from each run's config.yaml):", ""]
+        lines += ["", "Interpretation used by the COME rows and substitutions in the baseline rows "
+                  "(read from each run's config.yaml):", ""]
         lines += [f"- {n}" for n in table.notes]
     return "\n".join(lines) + "\n"
 
@@ -142,8 +143,8 @@ def to_latex(table: Table) -> str:
             lines.append(r"\hline")
     lines.append(r"\end{tabular}")
     if table.notes:
-        lines.append(r"\par\footnotesize Interpretation used by the COME rows: "
-                     + "; ".join(tex_escape(n) for n in table.notes) + ".")
+        lines.append(r"\par\footnotesize Interpretation used by the COME rows and substitutions in the "
+                     r"baseline rows: " + "; ".join(tex_escape(n) for n in table.notes) + ".")
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 

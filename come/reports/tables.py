@@ -46,7 +46,7 @@ class Cell:
 class Table:
     layout: TableLayout
     cells: dict[tuple[RowKey, str], Cell]
-    notes: list[str] = field(default_factory=list)   # printed under the table (reports.interpretation)
+    notes: list[str] = field(default_factory=list)   # printed under the table (COME interpretation, baseline substitutions)
 
 
 def _index(rows: list[dict]) -> dict[tuple, list[dict]]:

@@ -35,11 +35,10 @@ def test_every_paper_row_of_an_implemented_method_is_served():
     assert cov.missing == [], f"unserved paper rows: {cov.missing[:5]}"
     rows = read_paper_rows(cfg.paper_tables)
     assert len(cov.covered) + len(cov.not_reproduced) == len(rows) == 334
-    listed = {r["method"] for r in cov.not_reproduced}
-    assert listed == {"YOLOv10", "Open-GroundingDINO", "CerberusDet"}
+    assert cov.not_reproduced == []                  # the Table 2 baselines are trained too (come/baselines)
     implemented = {r["method"] for r in cov.covered}
     assert {"DINO", "DINO-MoE", "DAMEX", "COME", "COME (Fine2Coarse)", "COME (Multi-Step)",
-            "COME (Mixing)"} <= implemented
+            "COME (Mixing)", "YOLOv10", "Open-GroundingDINO", "CerberusDet"} <= implemented
 
 
 def test_grid_coverage_of_the_shared_reference_csv():
@@ -69,7 +68,7 @@ def test_shared_runs_serve_several_tables():
 def test_resolve_run_builds_a_valid_config_for_every_row(config_path):
     cfg = load_config(config_path)
     specs = expand_runs(cfg, load_grid(cfg.grid.file, cfg.paper_tables))
-    assert len(specs) == 66          # 56 rows + 2 extra seeds of the 5 headline inter-organ rows
+    assert len(specs) == 85     # 56 DINO-family rows + 2 extra seeds of the 5 headline rows + 19 baseline runs
     for spec in specs:
         run = resolve_run(config_path, spec.id)
         assert run.run.id == spec.id and run.run.method == spec.row.method
@@ -78,6 +77,8 @@ def test_resolve_run_builds_a_valid_config_for_every_row(config_path):
         assert run.run.tables and all(t.count("|") in (3, 4) for t in run.run.tables)
         if spec.row.method == "DAMEX":
             assert run.model.ffn.layers == ([0] if run.model.dec_layers == 2 else [0, 2, 4])
+        arch = {"YOLOv10": "yolov10", "CerberusDet": "cerberusdet", "Open-GroundingDINO": "grounding-dino"}
+        assert run.model.arch == arch.get(spec.row.method, "dino")
 
 
 def test_presets_variants_and_overrides_reach_the_config():
@@ -129,9 +130,15 @@ def test_extra_seeds_of_the_headline_rows():
         resolve_run("config/config.yaml", "single-dino-BUV", ["data.datasets=[BUSI, DDTI]"])
 
 
-def test_not_reproduced_and_unknown_runs_are_refused():
+def test_not_reproduced_and_unknown_runs_are_refused(tmp_path):
+    (tmp_path / "methods.yaml").write_text(
+        "methods:\n  DINO: {model.ffn.type: dense}\nnot_reproduced:\n  YOLOv10: not built in this test grid\n")
+    (tmp_path / "grid.yaml").write_text(
+        "methods_file: methods.yaml\nruns:\n  - id: single-yolov10\n    method: YOLOv10\n    paradigm: single\n"
+        "    status: not_reproduced\n    train_datasets: BUSI\n"
+        "    serves: [[table2_main, single, YOLOv10, '']]\n")
     with pytest.raises(ConfigError, match="not reproduced"):
-        resolve_run("config/config.yaml", "single-yolov10")
+        resolve_run("config/config.yaml", "single-yolov10", [f"grid.file={tmp_path / 'grid.yaml'}"])
     with pytest.raises(ConfigError, match="no grid row with id 'nope'"):
         resolve_run("config/config.yaml", "nope")
 
@@ -167,7 +174,7 @@ GOOD = {"id": "a", "method": "DINO", "paradigm": "single", "train_datasets": "BU
     ({"serves": [["table9", "single", "DINO", ""]]}, "is not in"),
     ({"paradigm": "multi"}, "paradigm: 'multi' is not one of"),
     ({"overrides": {"model.ffn.topk": 3}}, "model.ffn.topk: unknown key"),
-    ({"method": "YOLOv10"}, "must have status not_reproduced"),
+    ({"status": "not_reproduced"}, "must have status active"),
     ({"speed": 3}, "Additional properties are not allowed"),
     ({"id": "bad id!"}, "does not match"),
 ])
@@ -206,7 +213,7 @@ def test_grid_cli(tmp_path):
     out = tmp_path / "grid.csv"
     assert come("list", "--all", "--format", "csv", "--out", str(out)).returncode == 0
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 71 and sum(r["status"] == "not_reproduced" for r in rows) == 5   # 66 runs + 5
+    assert len(rows) == 85 and sum(r["status"] == "not_reproduced" for r in rows) == 0   # 85 runs
     bad = tmp_path / "bad.yaml"
     bad.write_text("base: %s\ngrid:\n  file: %s\n" % (REPO / "config/config.yaml",
                                                        _write_grid(tmp_path, [GOOD, GOOD])))

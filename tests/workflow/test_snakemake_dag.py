@@ -38,7 +38,7 @@ def test_paper_dry_run_lists_a_job_for_every_paper_cell(monkeypatch):
     assert not cov.missing
     for row in cov.covered:                    # every paper cell: its run trains and evaluates
         assert set(row["runs"]) <= trained and set(row["runs"]) <= evaluated, row
-    assert len(trained) == 66
+    assert len(trained) == 85                  # 66 DINO-family (incl. extra seeds) + 19 baseline runs
     assert "torchrun --standalone --nproc_per_node=2 -m come train" in out   # train_gpus: 2
     for rule in ("fetch", "convert", "datacard", "split", "merge", "prompts", "pretrain_structure",
                  "finetune_semantic", "summarize", "tables", "figures", "report"):
@@ -52,7 +52,7 @@ def test_embedded_and_tiny_dry_runs():
     profile's dry run is tests/workflow/test_slurm_dryrun.py, with the paper config)."""
     out = snakemake("-n", "-p", "all").stdout
     assert "rule synth:" in out and "rule fetch:" not in out
-    assert len(re.findall(r"^rule train_run:", out, re.M)) == 66
+    assert len(re.findall(r"^rule train_run:", out, re.M)) == 85
     # the embedded CLIP is pretrained on the synthetic corpus, then fine-tuned from it
     assert "rule pretrain_semantic:" in out and "--init results/experts/semantic_pretrain/clip.pt" in out
     res = snakemake("-n", "--profile", "workflow/profiles/local", "all", "--configfile", "config/tiny.yaml")
