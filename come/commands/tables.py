@@ -23,7 +23,7 @@ def run(args) -> int:
     from come.reports.render import write_table
     from come.reports.runs import load_run
     from come.reports.summary import read_summary
-    from come.reports.tables import build_tables
+    from come.reports.tables import build_tables, load_paper_notes
 
     cfg = load_config(args.config, args.overrides)
     summary = Path(args.summary or Path(cfg.results) / "metrics" / "summary.csv")
@@ -44,7 +44,8 @@ def run(args) -> int:
                              if (run_dir / "metrics.json").is_file() else None)
         return cache[run_id]
 
-    tables = build_tables(layouts, rows, boot)
+    paper_csv = args.paper or cfg.paper_tables
+    tables = build_tables(layouts, rows, boot, absent=cfg.absent_datasets(), notes=load_paper_notes(paper_csv))
     for t in tables:
         write_table(t, out)
         n = sum(1 for c in t.cells.values() if c.ours is not None)

@@ -31,7 +31,7 @@ def label_columns(table: Table) -> list[int]:
 
 
 def fmt_ours(c: Cell) -> str:
-    if c.status in ("missing", "not reproduced"):
+    if c.status in ("missing", "not reproduced", "dataset absent"):
         return c.status
     if c.is_time:
         s = f"{c.ours:.1f}" + (f" ± {c.std:.1f}" if c.std is not None else "")
@@ -110,6 +110,7 @@ def to_markdown(table: Table) -> str:
     for i, row in enumerate(body):
         shown = row if i % 3 == 0 else [""] * n_lab + row[n_lab:]
         lines.append("| " + " | ".join(s.replace("|", "\\|") for s in shown) + " |")
+    lines += [""] + [f"Note: {n}" for n in table.notes] if table.notes else []
     return "\n".join(lines) + "\n"
 
 
@@ -137,7 +138,9 @@ def to_latex(table: Table) -> str:
         lines.append(" & ".join(tex_escape(s) for s in shown) + r" \\")
         if i % 3 == 2:
             lines.append(r"\hline")
-    lines += [r"\end{tabular}", r"\end{table}"]
+    lines += [r"\end{tabular}"]
+    lines += [r"\par\smallskip\raggedright " + tex_escape(f"Note: {n}") for n in table.notes]
+    lines += [r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 

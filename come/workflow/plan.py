@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from come.config import Config, load_config
+from come.config import Config, ConfigError, load_config
 from come.config.loader import deep_merge, to_dict
 
 from .grid import GROUPS, Grid, RunSpec, expand_runs, load_grid, run_dict
@@ -28,6 +28,9 @@ class Plan:
     @classmethod
     def build(cls, config_path: str | Path) -> "Plan":
         cfg = load_config(config_path)
+        if not cfg.present_datasets():
+            raise ConfigError(f"{config_path}: data.datasets: {cfg.data.datasets!r} finds no dataset: "
+                              + "; ".join(f"{d}: {r}" for d, r in cfg.absent_datasets().items()))
         grid = load_grid(cfg.grid.file, cfg.paper_tables)
         plan = cls(str(config_path), cfg, grid, expand_runs(cfg, grid))
         base = to_dict(cfg)
@@ -86,7 +89,14 @@ class Plan:
     # ---- data --------------------------------------------------------------------------
     @property
     def datasets(self) -> list[str]:
-        return list(self.cfg.data.datasets)
+        return self.cfg.present_datasets()
+
+    def align_reference(self, ds: str) -> str | None:
+        """The dataset whose split `ds`'s split follows (TUS -> DDTI when both are present and
+        `data.tus_ddti_dedup`), else None."""
+        if ds == "TUS" and self.cfg.data.tus_ddti_dedup and "DDTI" in self.datasets:
+            return "DDTI"
+        return None
 
     @property
     def groups(self) -> dict[str, list[str]]:
