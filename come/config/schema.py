@@ -204,6 +204,7 @@ class ModelConfig:
     dec_layers: int = 2                    # 6
     num_queries: int = 50                  # 900
     num_feature_levels: int = 4
+    pos_temperature: float = 10000.0       # sine position encoding of the feature maps (DINO: 20)
     enc_n_points: int = 4
     dec_n_points: int = 4
     dropout: float = 0.0
@@ -222,6 +223,8 @@ class ModelConfig:
     deform_impl: Literal["auto", "pytorch", "cuda"] = "auto"
 
     def validate(self) -> None:
+        if self.pos_temperature <= 0:
+            raise ConfigError(f"model.pos_temperature: {self.pos_temperature} must be > 0")
         if self.hidden_dim % self.nheads:
             raise ConfigError(f"model.hidden_dim {self.hidden_dim} is not divisible by nheads {self.nheads}")
         # detector shape checks (model part): levels, query counts, denoising noise
