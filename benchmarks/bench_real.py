@@ -147,7 +147,7 @@ def train_eval(work: Path, cfg: Path, run_id: str, sets: list[str], timing: dict
     return json.loads((out / "metrics.json").read_text())
 
 
-def run(work: Path, only: str, stages: list[int], extra: list[str]) -> None:
+def run(work: Path, only: str, stages: list[int], extra: list[str], runs: list[str] | None = None) -> None:
     cfg = work / "bench.yaml"
     sets = [a for o in json.loads((work / "overrides.json").read_text()) + extra for a in ("--set", o)]
     timing = load_timing(work)
@@ -165,7 +165,7 @@ def run(work: Path, only: str, stages: list[int], extra: list[str]) -> None:
             print(json.dumps(curve[-1]), flush=True)
         return
     for rid, method in INTER:
-        if (work / "results" / "runs" / rid / "metrics.json").is_file():
+        if (work / "results" / "runs" / rid / "metrics.json").is_file() or (runs and rid not in runs):
             continue
         if method.startswith("COME"):
             prepare_experts(work, cfg, sets, timing)
@@ -227,6 +227,7 @@ def main() -> int:
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--only", choices=["anchor", "inter", "experts"], default="inter")
+    ap.add_argument("--runs", nargs="+", default=None, help="inter: only these run ids (parallel processes)")
     ap.add_argument("--steps", type=int, default=150, help="optimiser steps per epoch (0 = full epochs)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the inter-organ runs")
     ap.add_argument("--stages", type=int, nargs="+", default=[2, 4, 6], help="anchor: evaluate after these epochs")
@@ -244,7 +245,7 @@ def main() -> int:
         write_config(work, args.steps, args.epochs, max(args.stages), args.overrides)
         prepare(work, args.data.resolve())
     elif args.action == "run":
-        run(work, args.only, sorted(args.stages), args.overrides)
+        run(work, args.only, sorted(args.stages), args.overrides, args.runs)
     else:
         text = report(work, args.resamples)
         print(text)

@@ -24,7 +24,8 @@ CANDIDATES = [REPO.parent / "shared" / "data", REPO.parent.parent / "shared" / "
 SHARED = next((p for p in CANDIDATES if (p / "busbra").is_dir() and (p / "ddti").is_dir()), None)
 N = 24
 
-pytestmark = pytest.mark.skipif(SHARED is None, reason=f"real data absent (looked in {CANDIDATES})")
+pytestmark = [pytest.mark.slow, pytest.mark.realdata,   # 11 min measured on the loaded shared machine
+              pytest.mark.skipif(SHARED is None, reason=f"real data absent (looked in {CANDIDATES})")]
 
 
 def small_copy(raw: Path) -> None:
