@@ -6,6 +6,7 @@ Fails on the old code: `data.datasets: auto` was a type error, `planned_out` and
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,25 @@ def test_paper_notes_are_printed_under_their_tables():
     assert any("E=8 row" in n for n in tables["appendix_table2_experts_thyroid"].notes)
     assert any("Top-K=1" in n for n in tables["table3_experts_topk"].notes)
     assert "Note: The paper prints the columns TUD, TUS, DDTI" in to_markdown(tables["appendix_table2_experts_thyroid"])
+
+
+def test_real_cpu_dry_run_passes_the_config_and_plans_present_data_only(tmp_path):
+    """config/real-cpu.yaml on BUS-BRA, DDTI and TUS folders: convert and tables get the config,
+    TUS's split aligns to DDTI's, nothing is planned for the absent datasets."""
+    import subprocess
+
+    from .helpers import copy_repo, tool, tool_env
+    repo = copy_repo(tmp_path / "repo")
+    for ds in ("BUSBRA", "DDTI", "TUS"):
+        (repo / "data" / "raw" / ds).mkdir(parents=True)
+        (repo / "data" / "raw" / ds / "x.png").write_bytes(b"x")
+    res = subprocess.run([tool("snakemake"), "-n", "-p", "all", "--configfile", "config/real-cpu.yaml"],
+                         cwd=repo, env=tool_env(), capture_output=True, text=True, timeout=300)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    for ds in ("BUSBRA", "DDTI", "TUS"):
+        assert f"come convert {ds} --config config/real-cpu.yaml" in out
+    assert "come convert BUSI" not in out and "results/splits/BUSI/" not in out
+    assert re.search(r"come split --coco results/data/TUS/annotations.json .*--align-with results/splits/DDTI", out)
+    assert "come tables --config config/real-cpu.yaml" in out
+    assert "come summarize --config config/real-cpu.yaml" in out
