@@ -93,8 +93,10 @@ def run(args) -> int:
         print(f"  absent: {ds}: {why}")
     print(f"paper rows: {len(cov.covered)} served by a run, {len(cov.not_reproduced)} listed as "
           f"not reproduced, {len(cov.absent)} dataset absent, {len(cov.missing)} missing")
-    for (table, reason), n in sorted(Counter((r["table"], r["reason"]) for r in cov.absent).items()):
-        print(f"  dataset absent: {table}: {n} rows: {reason}")
+    for table, n in sorted(Counter(r["table"] for r in cov.absent).items()):
+        need = sorted({d for r in cov.absent if r["table"] == table for d in cfg.absent_datasets()
+                       if f"{d}:" in r["reason"]})
+        print(f"  dataset absent: {table}: {n} rows need {', '.join(need)}")
     for r in cov.missing:
         print(f"  missing: {r['table']} | {r['paradigm']} | {r['method']} | {r['variant']} | "
               f"{r['dataset']}")
