@@ -156,12 +156,15 @@ def run(work: Path, only: str, stages: list[int], extra: list[str], runs: list[s
         save_timing(work, timing)
         return
     if only == "anchor":
-        curve = []
+        path = work / "anchor_curve.json"
+        curve = [c for c in (json.loads(path.read_text()) if path.is_file() else []) if c["epochs"] < min(stages)]
         for ep in stages:
             metrics = train_eval(work, cfg, ANCHOR[0], sets, timing, epochs=ep)
-            curve.append({"epochs": ep, "AP": metrics["datasets"]["BUSBRA"]["AP"],
+            log = work / "results" / "runs" / ANCHOR[0] / "train_log.jsonl"
+            steps = sum(1 for _ in log.open()) if log.is_file() else None
+            curve.append({"epochs": ep, "steps": steps, "AP": metrics["datasets"]["BUSBRA"]["AP"],
                           "wall_s": timing[ANCHOR[0]]["wall_s"]})
-            (work / "anchor_curve.json").write_text(json.dumps(curve, indent=1))
+            path.write_text(json.dumps(curve, indent=1))
             print(json.dumps(curve[-1]), flush=True)
         return
     for rid, method in INTER:
@@ -185,10 +188,19 @@ def _replicates(work: Path, run_id: str, ds: str, resamples: int) -> tuple[float
     return metrics["datasets"][ds]["AP"], np.asarray(res["replicates"]["AP"], dtype=float)
 
 
+def train_log(work: Path, run_id: str) -> list[dict]:
+    path = work / "results" / "runs" / run_id / "train_log.jsonl"
+    return [json.loads(line) for line in path.open()] if path.is_file() else []
+
+
 def report(work: Path, resamples: int) -> str:
+    """Markdown: per-run AP with intervals, the paired COME - DINO differences, the anchor's curve.
+    Train wall = the sum of the logged step times (survives resumes); eval wall and peak RSS
+    from `timing.json` (os.wait4 of each child)."""
     from come.reports.bootstrap import interval
     timing = load_timing(work)
-    lines = ["| run | method | dataset | AP [95% CI] | train+eval wall (min) | peak RSS (MB) |", "|---|---|---|---|---|---|"]
+    lines = ["| run | method | dataset | AP [95% CI] | steps | train wall (min) | eval wall (min) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
     reps: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
     for rid, method in [ANCHOR] + INTER:
         for ds in (["BUSBRA"] if rid == ANCHOR[0] else ["BUSBRA", "DDTI"]):
@@ -198,9 +210,10 @@ def report(work: Path, resamples: int) -> str:
             reps[(rid, ds)] = found
             lo, hi = interval(found[1])
             t, e = timing.get(rid, {}), timing.get(f"{rid}/eval", {})
-            wall = (t.get("wall_s", 0) + e.get("wall_s", 0)) / 60
+            log = train_log(work, rid)
             mem = max(t.get("peak_rss_mb", 0), e.get("peak_rss_mb", 0))
-            lines.append(f"| {rid} | {method} | {ds} | {found[0]:.4f} [{lo:.4f}, {hi:.4f}] | {wall:.1f} | {mem:.0f} |")
+            lines.append(f"| {rid} | {method} | {ds} | {found[0]:.4f} [{lo:.4f}, {hi:.4f}] | {len(log)} | "
+                         f"{sum(r['time'] for r in log) / 60:.1f} | {e.get('wall_s', 0) / 60:.1f} | {mem:.0f} |")
     lines += ["", "Paired difference (same bootstrap draws of the test images), COME - DINO, inter-organ:", ""]
     for come_id in ("inter-come-f2c", "inter-come-ms"):
         for ds in ("BUSBRA", "DDTI"):
@@ -213,8 +226,14 @@ def report(work: Path, resamples: int) -> str:
     curve = work / "anchor_curve.json"
     if curve.is_file():
         lines += ["", f"Single-dataset DINO on BUS-BRA (paper, R50 at full resolution: {PAPER_ANCHOR}):", ""]
-        lines += [f"- {c['epochs']} epochs: AP {c['AP']:.4f} (cumulative train+eval wall {c['wall_s'] / 60:.1f} min)"
-                  for c in json.loads(curve.read_text())]
+        lines += [f"- {c['epochs']} epochs ({c.get('steps') or '?'} optimiser steps of batch 4): AP {c['AP']:.4f} "
+                  f"(cumulative train wall {c['wall_s'] / 60:.1f} min)" for c in json.loads(curve.read_text())]
+    log = train_log(work, ANCHOR[0])
+    if log:
+        every = max(1, len(log) // 6)
+        lines += ["", f"Training loss of {ANCHOR[0]} (mean over {every} steps): " + ", ".join(
+            f"steps {i + 1}-{i + every}: {np.mean([r['loss'] for r in log[i:i + every]]):.2f}"
+            for i in range(0, len(log) - every + 1, every))]
     if "experts" in timing:
         lines += ["", f"COME shared experts (prompts, semantic pretrain + fine-tune, structure MIM): "
                       f"{timing['experts']['wall_s'] / 60:.1f} min, peak RSS {timing['experts']['peak_rss_mb']:.0f} MB"]
