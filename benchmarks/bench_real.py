@@ -223,6 +223,8 @@ def report(work: Path, resamples: int) -> str:
                 point = reps[(come_id, ds)][0] - reps[("inter-dino", ds)][0]
                 verdict = "COME better" if lo > 0 else "DINO better" if hi < 0 else "no significant difference"
                 lines.append(f"- {come_id} - inter-dino on {ds}: {point:+.4f} [{lo:+.4f}, {hi:+.4f}] ({verdict})")
+    if not lines[-1].startswith("- "):
+        lines.append("- not measured: no COME run finished evaluation")
     curve = work / "anchor_curve.json"
     if curve.is_file():
         lines += ["", f"Single-dataset DINO on BUS-BRA (paper, R50 at full resolution: {PAPER_ANCHOR}):", ""]
