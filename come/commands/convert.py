@@ -25,6 +25,10 @@ def run(args) -> int:
     from come.data.registry import RegistryError
     from come.utils.io import get_logger, write_json
 
+    keep_normal = False
+    if Path(args.config).is_file():
+        from come.config import load_config
+        keep_normal = load_config(args.config, args.overrides).data.keep_normal
     try:
         entry = resolve_entry(args)
     except RegistryError as exc:
@@ -36,12 +40,13 @@ def run(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConversionWarning)   # the logger already prints them
             summary = convert_dataset(entry.name, entry.format, entry.organ, args.raw, out,
-                                      link=not args.copy, logger=logger, project_name=entry.project_name)
+                                      link=not args.copy, logger=logger, project_name=entry.project_name,
+                                      keep_normal=keep_normal)
     except (LayoutError, ValueError, FileNotFoundError) as exc:
         print(f"come convert: {exc}", file=sys.stderr)
         return 1
     summary["expected_images"] = expected = entry.expected_images
-    seen = summary["images"] + summary["quarantined"]
+    seen = summary["images"] + summary["quarantined"] + sum(summary["excluded_by_config"].values())
     if expected is not None and seen != expected:
         print(f"warning: {entry.name}: {summary['images']} converted + {summary['quarantined']} quarantined "
               f"= {seen} images, the publisher states {expected}", file=sys.stderr)

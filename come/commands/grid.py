@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -86,8 +87,16 @@ def run(args) -> int:
         print(f"{grid.path}: valid ({len(grid.rows)} rows, {len(specs)} runs for {args.config})")
         return 0
     cov = coverage(cfg, grid)
+    present = cfg.present_datasets()
+    print(f"datasets present: {' '.join(present)}")
+    for ds, why in cfg.absent_datasets().items():
+        print(f"  absent: {ds}: {why}")
     print(f"paper rows: {len(cov.covered)} served by a run, {len(cov.not_reproduced)} listed as "
-          f"not reproduced, {len(cov.missing)} missing")
+          f"not reproduced, {len(cov.absent)} dataset absent, {len(cov.missing)} missing")
+    for table, n in sorted(Counter(r["table"] for r in cov.absent).items()):
+        need = sorted({d for r in cov.absent if r["table"] == table for d in cfg.absent_datasets()
+                       if f"{d}:" in r["reason"]})
+        print(f"  dataset absent: {table}: {n} rows need {', '.join(need)}")
     for r in cov.missing:
         print(f"  missing: {r['table']} | {r['paradigm']} | {r['method']} | {r['variant']} | "
               f"{r['dataset']}")

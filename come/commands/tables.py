@@ -24,7 +24,7 @@ def run(args) -> int:
     from come.reports.render import write_table
     from come.reports.runs import load_run
     from come.reports.summary import read_summary
-    from come.reports.tables import build_tables
+    from come.reports.tables import build_tables, load_paper_notes
 
     cfg = load_config(args.config, args.overrides)
     summary = Path(args.summary or Path(cfg.results) / "metrics" / "summary.csv")
@@ -45,13 +45,15 @@ def run(args) -> int:
                              if (run_dir / "metrics.json").is_file() else None)
         return cache[run_id]
 
-    tables = build_tables(layouts, rows, boot)
+    paper_csv = args.paper or cfg.paper_tables
+    tables = build_tables(layouts, rows, boot, absent=cfg.absent_datasets(), notes=load_paper_notes(paper_csv))
     described: dict[str, str | None] = {}
     from come.baselines import table_notes
     baseline_notes = table_notes(cfg)
     for t in tables:
-        t.notes = interpretation_notes([r for r in rows if r["table"] == t.layout.table], runs_root,
-                                       described)
+        t.notes = t.notes + [f"Interpretation used by the COME rows (each run's config.yaml): {n}" for n in
+                             interpretation_notes([r for r in rows if r["table"] == t.layout.table],
+                                                  runs_root, described)]
         shown = {k[1] for k in t.layout.rows}
         t.notes += [f"{m} (ours): {n}" for m, n in baseline_notes.items() if m in shown]
         write_table(t, out)

@@ -8,7 +8,8 @@ overrides them with the paper's settings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from pathlib import Path
+from typing import Literal, Optional, Union
 
 BREAST = ["BUSI", "BUV", "BUSBRA", "BUSC"]
 THYROID = ["DDTI", "TUD", "TUS", "TNSCUI"]
@@ -49,7 +50,10 @@ class SynthConfig:
 @dataclass
 class DataConfig:
     source: Literal["synth", "real"] = "synth"
-    datasets: list[str] = field(default_factory=lambda: list(ALL_DATASETS))
+    # the datasets the user has, or "auto": every paper dataset whose raw folder
+    # `<raw_root>/<DS>` holds files (real mode) / every `synth.sources` entry (synth mode);
+    # grid rows needing an absent dataset are planned out with a reason (`present_datasets`)
+    datasets: Union[list[str], Literal["auto"]] = field(default_factory=lambda: list(ALL_DATASETS))
     raw_root: str = "data/raw"             # where `come fetch` / manual downloads land (real mode)
     root: str = "results/data"             # converted COCO per dataset
     splits_root: str = "results/splits"
@@ -62,13 +66,27 @@ class DataConfig:
     class_mode: Literal["lesion", "pathology"] = "lesion"
     image_size: int = 128                  # training/eval resize: longest side (paper: 800-1333)
     min_size: int = 96                     # shortest side lower bound of the random resize
+    # DINO's pipeline (paper.yaml): train shorter side from [min_size, max_short] step
+    # `scale_step`, longest <= image_size; eval shorter side `eval_short`; 0 = image_size
+    max_short: int = 0                     # DINO: 800
+    eval_short: int = 0                    # DINO: 800
+    scale_step: int = 32
+    # DINO's RandomSizeCrop branch: with prob. 0.5 resize to a shorter side in `crop_resize`,
+    # random crop of [crop_min, crop_max] px, then the multi-scale resize; [] = off
+    crop_resize: list[int] = field(default_factory=list)    # DINO: [400, 500, 600]
+    crop_min: int = 384
+    crop_max: int = 600
+    # BUSI `normal` images (no lesion): the paper counts 633 BUSI cases = lesion images only
+    keep_normal: bool = False
+    # TUS is DDTI re-processed: when both are present, split TUS by the DDTI split of the same case
+    tus_ddti_dedup: bool = True
     hflip: bool = True
     num_workers: int = 0
 
     def validate(self) -> None:
         if not self.datasets:
-            raise ConfigError("data.datasets: at least one dataset is required")
-        for name in self.datasets:
+            raise ConfigError("data.datasets: at least one dataset is required (or `auto`)")
+        for name in ([] if self.datasets == "auto" else self.datasets):
             if name not in ALL_DATASETS:
                 raise ConfigError(f"data.datasets: unknown dataset {name!r} (known: {ALL_DATASETS})")
         if not 0.0 < self.test_fraction < 1.0:
@@ -76,6 +94,31 @@ class DataConfig:
         for name in self.registry_entries:
             if name not in ALL_DATASETS:
                 raise ConfigError(f"data.registry_entries: unknown dataset {name!r} (known: {ALL_DATASETS})")
+        if self.crop_resize and not 1 <= self.crop_min <= self.crop_max:
+            raise ConfigError(f"data.crop_min/crop_max: need 1 <= {self.crop_min} <= {self.crop_max}")
+        if self.scale_step < 1 or min(self.max_short, self.eval_short) < 0:
+            raise ConfigError("data: scale_step must be >= 1, max_short and eval_short >= 0")
+
+    def present(self, synth_sources: list[str]) -> tuple[list[str], dict[str, str]]:
+        """(present datasets in paper order, {absent dataset: reason}).
+
+        An explicit list is taken as given. `auto`: synth mode -> `synth_sources`; real mode ->
+        every paper dataset whose folder `<raw_root>/<DS>` holds a non-hidden entry.
+        """
+        if self.datasets != "auto":
+            listed = list(self.datasets)
+            return listed, {d: "not in data.datasets" for d in ALL_DATASETS if d not in listed}
+        if self.source == "synth":
+            present = [d for d in ALL_DATASETS if d in synth_sources]
+            return present, {d: "not in synth.sources" for d in ALL_DATASETS if d not in present}
+        present, absent = [], {}
+        for d in ALL_DATASETS:
+            folder = Path(self.raw_root, d)
+            if folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir()):
+                present.append(d)
+            else:
+                absent[d] = f"no files under {folder} (data.datasets: auto)"
+        return present, absent
 
 
 @dataclass
@@ -169,6 +212,7 @@ class ModelConfig:
     dec_layers: int = 2                    # 6
     num_queries: int = 50                  # 900
     num_feature_levels: int = 4
+    pos_temperature: float = 10000.0       # sine position encoding of the feature maps (DINO: 20)
     enc_n_points: int = 4
     dec_n_points: int = 4
     dropout: float = 0.0
@@ -190,6 +234,8 @@ class ModelConfig:
     arch: Literal["dino", "yolov10", "cerberusdet", "grounding-dino"] = "dino"
 
     def validate(self) -> None:
+        if self.pos_temperature <= 0:
+            raise ConfigError(f"model.pos_temperature: {self.pos_temperature} must be > 0")
         if self.hidden_dim % self.nheads:
             raise ConfigError(f"model.hidden_dim {self.hidden_dim} is not divisible by nheads {self.nheads}")
         # detector shape checks (model part): levels, query counts, denoising noise
@@ -456,6 +502,14 @@ class Config:
     grid: GridConfig = field(default_factory=GridConfig)
     run: RunConfig = field(default_factory=RunConfig)
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
+
+    def present_datasets(self) -> list[str]:
+        """The datasets this config runs on (`data.datasets`, `auto` resolved)."""
+        return self.data.present(self.synth.sources)[0]
+
+    def absent_datasets(self) -> dict[str, str]:
+        """Paper datasets this config does not have -> the reason."""
+        return self.data.present(self.synth.sources)[1]
 
     def validate(self) -> None:
         self.run.validate()

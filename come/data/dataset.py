@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from come.config.schema import Config
 from come.data.coco import load_coco
 from come.data.verify import verify_images
-from come.data.transforms import DetectionTransform, load_image, to_target, xywh_to_xyxy
+from come.data.transforms import DetectionTransform, build_transform, load_image, to_target, xywh_to_xyxy
 
 log = logging.getLogger("come.data")
 
@@ -123,9 +123,9 @@ class DetectionDataset(Dataset):
                                f"width x height {rec.width}x{rec.height}")
         rng = np.random.default_rng([self.seed, self.epoch, idx])
         boxes = xywh_to_xyxy(torch.from_numpy(rec.boxes.copy()))
-        img, boxes = self.transform(img, boxes, rng)
+        img, boxes, labels = self.transform(img, boxes, rng, torch.from_numpy(rec.labels.copy()))
         size = tuple(img.shape[-2:])
-        target = {"labels": torch.from_numpy(rec.labels.copy()), "boxes": to_target(boxes, size),
+        target = {"labels": labels, "boxes": to_target(boxes, size),
                   "image_id": rec.image_id, "dataset": rec.dataset, "source_id": rec.source_id,
                   "orig_size": torch.tensor([h, w]), "size": torch.tensor(size)}
         return img, target
@@ -156,8 +156,7 @@ def build_dataset(cfg: Config, split: str, datasets: Sequence[str] | None = None
     if not records:
         raise ValueError(f"{split} split of {list(datasets)} holds no image")
     train = split == "train"
-    transform = DetectionTransform(train, cfg.data.min_size, cfg.data.image_size,
-                                   flip=cfg.data.hflip and train)
+    transform = build_transform(cfg.data, train)
     ds = DetectionDataset(records, transform, seed=cfg.train.seed, datasets=datasets)
     ds.dropped_boxes = dropped
     return ds

@@ -12,7 +12,7 @@ from come.config.schema import ALL_DATASETS
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_REGISTRY = REPO / "config" / "datasets.yaml"
 SCHEMA = REPO / "workflow" / "schemas" / "datasets.schema.yaml"
-EXTRA_DATASETS = ["TN3K", "DDTI_PRE"]
+EXTRA_DATASETS = ["TN3K", "DDTI_PRE", "DDTI_NEU"]
 
 
 class RegistryError(ValueError):

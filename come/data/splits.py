@@ -69,12 +69,47 @@ def make_split(coco: dict, seed: int, test_fraction: float, source: str = "") ->
             subset(coco, test_ids, {**meta, "split": "test"}))
 
 
-def write_split(annotations: str | Path, out_dir: str | Path, seed: int, test_fraction: float) -> dict:
-    """Read `annotations`, write `<out>/train.json` and `<out>/test.json`; return a summary."""
+def align_split(coco: dict, train: dict, test: dict, reference: str | Path, key: str = "ddti_case") -> tuple[dict, dict, int]:
+    """Move images whose `key` value (e.g. the DDTI case of a TUS image) sits on one side of the
+    reference split (`<reference>/{train,test}.json`, e.g. DDTI's) to that side, whole groups at
+    a time, so one patient never trains through one dataset and tests through the other.
+    Returns (train, test, number of images whose `key` is known)."""
+    ref = Path(reference)
+    side: dict[str, str] = {}
+    for part in ("train", "test"):
+        for im in load_coco(ref / f"{part}.json")["images"]:
+            if im.get(key) not in (None, ""):
+                side[str(im[key])] = part
+    groups: dict[str, str] = {}
+    known = 0
+    for im in coco["images"]:
+        value = im.get(key)
+        if value not in (None, "") and str(value) in side:
+            known += 1
+            groups.setdefault(str(im["group_id"]), side[str(value)])
+    if not groups:
+        return train, test, known
+    train_ids = {im["id"] for im in train["images"]}
+    where = {im["id"]: ("train" if im["id"] in train_ids else "test") for im in coco["images"]}
+    for im in coco["images"]:
+        where[im["id"]] = groups.get(str(im["group_id"]), where[im["id"]])
+    meta = {**train.get("info", {}), "aligned_with": str(ref), "aligned_by": key}
+    ids = {part: [i["id"] for i in coco["images"] if where[i["id"]] == part] for part in ("train", "test")}
+    return (subset(coco, ids["train"], {**meta, "split": "train"}),
+            subset(coco, ids["test"], {**meta, "split": "test"}), known)
+
+
+def write_split(annotations: str | Path, out_dir: str | Path, seed: int, test_fraction: float,
+                align_with: str | Path | None = None, align_key: str = "ddti_case") -> dict:
+    """Read `annotations`, write `<out>/train.json` and `<out>/test.json`; return a summary.
+    `align_with`: a reference split folder (see `align_split`)."""
     coco = load_coco(annotations)
     if not coco["images"]:
         raise ValueError(f"{annotations}: no image to split")
     train, test = make_split(coco, seed, test_fraction, str(annotations))
+    aligned = None
+    if align_with is not None:
+        train, test, aligned = align_split(coco, train, test, align_with, align_key)
     for part, name in ((train, "train"), (test, "test")):
         if not part["images"]:
             groups = len({im["group_id"] for im in coco["images"]})
@@ -89,4 +124,7 @@ def write_split(annotations: str | Path, out_dir: str | Path, seed: int, test_fr
         return {"images": len(part["images"]), "boxes": len(part["annotations"]),
                 "groups": len({im["group_id"] for im in part["images"]}),
                 "pathology": dict(sorted(Counter(im["pathology"] for im in part["images"]).items()))}
-    return {"train": stats(train), "test": stats(test)}
+    out = {"train": stats(train), "test": stats(test)}
+    if aligned is not None:
+        out["aligned"] = {"reference": str(align_with), "key": align_key, "images_with_key": aligned}
+    return out

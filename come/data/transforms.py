@@ -103,30 +103,75 @@ def to_target(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     return out.clamp(0.0, 1.0)
 
 
-class DetectionTransform:
-    """Train: random shorter side in [min_size, max_size] (longest <= max_size) + optional flip.
-    Eval: fixed shorter side max_size (longest <= max_size). Then ImageNet normalisation.
+def crop(img: Tensor, boxes: Tensor, region: tuple[int, int, int, int]) -> tuple[Tensor, Tensor, Tensor]:
+    """Crop [3, H, W] to region (top, left, h, w); boxes [n, 4] xyxy px shifted and clipped.
+    Returns (img, boxes [m, 4], keep [n] bool): boxes left with zero area are dropped (DINO)."""
+    top, left, h, w = region
+    img = img[:, top:top + h, left:left + w]
+    shift = torch.tensor([left, top, left, top], dtype=boxes.dtype)
+    out = boxes - shift
+    out[:, 0::2] = out[:, 0::2].clamp(0, w)
+    out[:, 1::2] = out[:, 1::2].clamp(0, h)
+    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return img, out[keep], keep
 
-    __call__(img [3, H, W] in [0, 1], boxes [n, 4] xyxy px, rng) -> (img [3, h, w] normalised,
-    boxes [n, 4] xyxy px in the resized image).
+
+class DetectionTransform:
+    """DINO's pipeline, sized by the config.
+
+    Train: flip (p 0.5), then either the multi-scale resize (shorter side from `scales`, longest
+    <= max_size) or, with p 0.5 when `crop_resize` is set, DINO's RandomSizeCrop branch: resize
+    to a shorter side from `crop_resize`, crop a random [crop_min, crop_max] px window, then the
+    multi-scale resize. Eval: shorter side `eval_short` (0 = max_size), longest <= max_size.
+    Then ImageNet normalisation. `scales` = min_size..max_short (0 = max_size) step `step`.
+
+    __call__(img [3, H, W] in [0, 1], boxes [n, 4] xyxy px, rng[, labels [n]]) -> (img [3, h, w]
+    normalised, boxes [m, 4] xyxy px in the output image[, labels [m]]); m < n only after a crop.
     """
 
-    def __init__(self, train: bool, min_size: int, max_size: int, flip: bool = True, step: int = 32):
-        if min_size < 1 or max_size < min_size:
-            raise ValueError(f"transform: need 1 <= min_size ({min_size}) <= image_size ({max_size})")
+    def __init__(self, train: bool, min_size: int, max_size: int, flip: bool = True, step: int = 32,
+                 max_short: int = 0, eval_short: int = 0, crop_resize: list[int] | tuple[int, ...] = (),
+                 crop_min: int = 384, crop_max: int = 600):
+        top = max_short or max_size
+        if min_size < 1 or top < min_size or max_size < min_size:
+            raise ValueError(f"transform: need 1 <= min_size ({min_size}) <= max_short ({top}) and "
+                             f"<= image_size ({max_size})")
         self.train, self.min_size, self.max_size, self.flip = train, min_size, max_size, flip
+        self.eval_short = eval_short or max_size
         # DINO samples the shorter side from a discrete list; we use multiples of `step`.
-        sizes = list(range(min_size, max_size + 1, step))
-        self.scales = sizes if sizes[-1] == max_size else sizes + [max_size]
+        sizes = list(range(min_size, top + 1, step))
+        self.scales = sizes if sizes[-1] == top else sizes + [top]
+        self.crop_resize, self.crop_min, self.crop_max = list(crop_resize), crop_min, crop_max
 
-    def __call__(self, img: Tensor, boxes: Tensor, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+    def _crop_branch(self, img: Tensor, boxes: Tensor, rng: np.random.Generator) -> tuple[Tensor, Tensor, Tensor]:
         h, w = img.shape[-2:]
-        if self.train:
+        short = int(self.crop_resize[int(rng.integers(len(self.crop_resize)))])
+        img, boxes = resize(img, boxes, target_size(h, w, short, 10 ** 9))
+        h, w = img.shape[-2:]
+        cw = int(rng.integers(min(self.crop_min, w), min(w, self.crop_max) + 1))
+        ch = int(rng.integers(min(self.crop_min, h), min(h, self.crop_max) + 1))
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        return crop(img, boxes, (top, left, ch, cw))
+
+    def __call__(self, img: Tensor, boxes: Tensor, rng: np.random.Generator, labels: Tensor | None = None):
+        keep = torch.ones(len(boxes), dtype=torch.bool)
+        if self.train:        # draw order: scale, flip, crop (without crop: as before the crop existed)
             short = int(self.scales[int(rng.integers(len(self.scales)))])
-            do_flip = self.flip and bool(rng.random() < 0.5)
+            if self.flip and bool(rng.random() < 0.5):
+                img, boxes = hflip(img, boxes)          # flip commutes with the resizes
+            if self.crop_resize and bool(rng.random() < 0.5):
+                img, boxes, keep = self._crop_branch(img, boxes, rng)
         else:
-            short, do_flip = self.max_size, False
+            short = self.eval_short
+        h, w = img.shape[-2:]
         img, boxes = resize(img, boxes, target_size(h, w, short, self.max_size))
-        if do_flip:
-            img, boxes = hflip(img, boxes)
-        return normalize(img), boxes
+        if labels is None:
+            return normalize(img), boxes
+        return normalize(img), boxes, labels[keep]
+
+
+def build_transform(data, train: bool) -> DetectionTransform:
+    """The transform of a `DataConfig` (train or eval)."""
+    return DetectionTransform(train, data.min_size, data.image_size, flip=data.hflip and train,
+                              step=data.scale_step, max_short=data.max_short, eval_short=data.eval_short,
+                              crop_resize=data.crop_resize, crop_min=data.crop_min, crop_max=data.crop_max)

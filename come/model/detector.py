@@ -53,7 +53,7 @@ class DINO(nn.Module):
         self.num_classes = num_classes_of(cfg)
         self.num_queries = m.num_queries
         self.backbone = build_backbone(m.backbone)
-        self.neck = MultiScaleNeck(self.backbone.channels, d, m.num_feature_levels)
+        self.neck = MultiScaleNeck(self.backbone.channels, d, m.num_feature_levels, m.pos_temperature)
         self.encoder = DeformableEncoder(m)
         self.decoder = DeformableDecoder(m)
         self.class_embed = nn.Linear(d, self.num_classes)        # shared by every decoder layer

@@ -37,7 +37,8 @@ def valid_ratio(mask: Tensor) -> Tensor:
 
 
 class MultiScaleNeck(nn.Module):
-    def __init__(self, in_channels: list[int], hidden_dim: int, num_levels: int):
+    def __init__(self, in_channels: list[int], hidden_dim: int, num_levels: int,
+                 pos_temperature: float = 10000.0):
         super().__init__()
         if num_levels < len(in_channels):
             raise ValueError(f"model.num_feature_levels {num_levels} < backbone levels {len(in_channels)}")
@@ -51,7 +52,7 @@ class MultiScaleNeck(nn.Module):
             prev = hidden_dim
         self.input_proj = nn.ModuleList(projs)
         self.num_backbone_levels = len(in_channels)
-        self.position = PositionEmbeddingSine(hidden_dim // 2)
+        self.position = PositionEmbeddingSine(hidden_dim // 2, temperature=pos_temperature)
         self.level_embed = nn.Parameter(torch.empty(num_levels, hidden_dim))
         for proj in self.input_proj:
             nn.init.xavier_uniform_(proj[0].weight, gain=1)

@@ -127,6 +127,11 @@ def build_index(results: Path, tables_dir: Path, figures_dir: Path, layouts: dic
             lines.append(f"- {e['name']}: {e['description']} -- skipped: {e['reason']}")
     if experts is not None:
         lines += experts_section(results, experts)
+    bench = results / "bench_real.md"          # `benchmarks/bench_real.py report --out` (real data present)
+    if bench.is_file():
+        lines += ["", "## Real-data benchmark (BUS-BRA + DDTI, CPU scale)", "",
+                  "Written by `python benchmarks/bench_real.py report --out results/bench_real.md`:", "",
+                  bench.read_text().rstrip()]
     lines += ["", "## Runs", ""]
     if not runs:
         lines.append("No run has produced metrics.json yet.")

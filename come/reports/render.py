@@ -31,7 +31,7 @@ def label_columns(table: Table) -> list[int]:
 
 
 def fmt_ours(c: Cell) -> str:
-    if c.status in ("missing", "not reproduced"):
+    if c.status in ("missing", "not reproduced", "dataset absent"):
         return c.status
     if c.is_time:
         s = f"{c.ours:.1f}" + (f" ± {c.std:.1f}" if c.std is not None else "")
@@ -111,9 +111,7 @@ def to_markdown(table: Table) -> str:
         shown = row if i % 3 == 0 else [""] * n_lab + row[n_lab:]
         lines.append("| " + " | ".join(s.replace("|", "\\|") for s in shown) + " |")
     if table.notes:
-        lines += ["", "Interpretation used by the COME rows and substitutions in the baseline rows "
-                  "(read from each run's config.yaml):", ""]
-        lines += [f"- {n}" for n in table.notes]
+        lines += [""] + [f"Note: {n}  " for n in table.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -142,9 +140,7 @@ def to_latex(table: Table) -> str:
         if i % 3 == 2:
             lines.append(r"\hline")
     lines.append(r"\end{tabular}")
-    if table.notes:
-        lines.append(r"\par\footnotesize Interpretation used by the COME rows and substitutions in the "
-                     r"baseline rows: " + "; ".join(tex_escape(n) for n in table.notes) + ".")
+    lines += [r"\par\smallskip\raggedright " + tex_escape(f"Note: {n}") for n in table.notes]
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 

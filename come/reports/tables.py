@@ -6,14 +6,19 @@ the run's predictions and test split are on disk. The `Mean` column is recompute
 the row's dataset columns (two intra-organ runs fill one row), its interval from the averaged
 bootstrap replicates. Table 6's `all` time column is the mean clustering time over the
 strategy's runs (ours: ms per step; the paper does not state its unit, so no difference).
+A column of a dataset the config does not have says "dataset absent" (with the reason), and a
+`Mean` over fewer datasets names the ones present. `config/paper_notes.yaml` (beside the paper
+csv) holds notes on ambiguous paper cells, printed under their table.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+import yaml
 
 from come.reports.bootstrap import interval
 from come.reports.paper import TIME_METRIC, RowKey, TableLayout, is_not_reproduced
@@ -27,7 +32,7 @@ class Cell:
     """One (row, column) of a table: our value with uncertainty, the paper's, the difference."""
     ours: Optional[float]
     paper: Optional[float]
-    status: str = "ok"                 # ok | partial | missing | not reproduced
+    status: str = "ok"                 # ok | partial | missing | not reproduced | dataset absent
     std: Optional[float] = None
     lo: Optional[float] = None
     hi: Optional[float] = None
@@ -46,7 +51,24 @@ class Cell:
 class Table:
     layout: TableLayout
     cells: dict[tuple[RowKey, str], Cell]
-    notes: list[str] = field(default_factory=list)   # printed under the table (COME interpretation, baseline substitutions)
+    notes: list[str] = field(default_factory=list)     # printed under the table
+
+
+def load_paper_notes(paper_csv: str | Path) -> list[dict]:
+    """Entries of `paper_notes.yaml` beside the paper csv (`table`, `note`, optional `relabel`);
+    [] when there is none. Raises ValueError naming the file when it is malformed."""
+    path = Path(paper_csv).with_name("paper_notes.yaml")
+    if not path.is_file():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    notes = data.get("notes") if isinstance(data, dict) else None
+    if not isinstance(notes, list) or not all(isinstance(n, dict) and {"table", "note"} <= set(n)
+                                              for n in notes):
+        raise ValueError(f"{path}: expected `notes:` as a list of {{table, note}} entries")
+    return notes
 
 
 def _index(rows: list[dict]) -> dict[tuple, list[dict]]:
@@ -108,20 +130,29 @@ def _dataset_cell(idx, table: str, key: RowKey, col: str, metric: str, paper, bo
     return _finish({s: v for s, (v, _) in seeds.items()}, paper, reps)
 
 
-def _mean_cell(idx, lay: TableLayout, key: RowKey, metric: str, paper, boot: BootFn) -> Cell:
+def _mean_cell(idx, lay: TableLayout, key: RowKey, metric: str, paper, boot: BootFn,
+               absent: dict[str, str]) -> Cell:
     cols = [c for c in lay.dataset_columns if (key, c) in lay.paper] or lay.dataset_columns
+    if absent and all(c in absent for c in cols):
+        return Cell(None, paper, "dataset absent", note="no dataset of this row is present")
     per_seed: dict[int, dict[str, tuple[float, list[str]]]] = defaultdict(dict)
     for col in cols:
         for s, vr in _per_seed(idx.get((lay.table, *key, col, metric), [])).items():
             per_seed[s][col] = vr
     if not per_seed:
         return Cell(None, paper, "missing")
+    if absent and any(c in absent for c in cols):
+        present = [c for c in cols if c not in absent]
+        if any(set(d) == set(present) for d in per_seed.values()):
+            cols = present           # a group row on the present members: say which
     full = {s: d for s, d in per_seed.items() if len(d) == len(cols)}
     use, status, note = full, "ok", ""
     if not full:
         best = max(len(d) for d in per_seed.values())
         use = {s: d for s, d in per_seed.items() if len(d) == best}
         status, note = "partial", f"{best}/{len(cols)} datasets"
+    if len(cols) < len([c for c in lay.dataset_columns if (key, c) in lay.paper] or lay.dataset_columns):
+        status, note = "partial", f"mean of {', '.join(cols)} (present datasets)"
     seeds = {s: float(np.mean([v for v, _ in d.values()])) for s, d in use.items()}
     reps = None
     if len(seeds) == 1:
@@ -156,8 +187,10 @@ def _table6_cell(idx, rows: list[dict], key: RowKey, col: str, metric: str, pape
     return _finish({s: v for s, (v, _) in seeds.items()}, paper, reps)
 
 
-def build_table(lay: TableLayout, rows: list[dict], boot: BootFn = lambda _: None) -> Table:
-    """Every (row, column) cell of one paper table."""
+def build_table(lay: TableLayout, rows: list[dict], boot: BootFn = lambda _: None,
+                absent: dict[str, str] | None = None, notes: list[str] | None = None) -> Table:
+    """Every (row, column) cell of one paper table. `absent`: dataset -> why this config lacks it."""
+    absent = absent or {}
     idx = _index(rows)
     cells: dict[tuple[RowKey, str], Cell] = {}
     for key in lay.rows:
@@ -169,12 +202,24 @@ def build_table(lay: TableLayout, rows: list[dict], boot: BootFn = lambda _: Non
             elif lay.table == TABLE6:
                 cells[(key, col)] = _table6_cell(idx, rows, key, col, metric, paper, boot)
             elif col == "Mean":
-                cells[(key, col)] = _mean_cell(idx, lay, key, metric, paper, boot)
+                cells[(key, col)] = _mean_cell(idx, lay, key, metric, paper, boot, absent)
             else:
-                cells[(key, col)] = _dataset_cell(idx, lay.table, key, col, metric, paper, boot)
-    return Table(lay, cells)
+                cell = _dataset_cell(idx, lay.table, key, col, metric, paper, boot)
+                if cell.status == "missing" and col in absent:
+                    cell = Cell(None, paper, "dataset absent", note=absent[col])
+                cells[(key, col)] = cell
+    table_notes = list(notes or [])
+    if absent and any(c in absent for c in lay.dataset_columns):
+        table_notes.append("dataset absent: " + "; ".join(f"{d} ({absent[d]})" for d in lay.dataset_columns
+                                                           if d in absent)
+                           + ". Group rows (intra-organ, inter-organ) were trained on the present members.")
+    return Table(lay, cells, table_notes)
 
 
-def build_tables(layouts: dict[str, TableLayout], rows: list[dict],
-                 boot: BootFn = lambda _: None) -> list[Table]:
-    return [build_table(lay, rows, boot) for lay in layouts.values()]
+def build_tables(layouts: dict[str, TableLayout], rows: list[dict], boot: BootFn = lambda _: None,
+                 absent: dict[str, str] | None = None, notes: list[dict] | None = None) -> list[Table]:
+    """Every table; `notes`: entries of `load_paper_notes` (each printed under its table)."""
+    by_table: dict[str, list[str]] = defaultdict(list)
+    for n in notes or []:
+        by_table[n["table"]].append(" ".join(str(n["note"]).split()))
+    return [build_table(lay, rows, boot, absent, by_table.get(lay.table)) for lay in layouts.values()]

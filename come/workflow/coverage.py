@@ -9,14 +9,14 @@ for Table 4 but not trained on it does not cover Table 2's BUV column.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from come.config import Config, ConfigError
 from come.reports.runs import RunInfo
 from come.reports.summary import CLUSTER_TIME, cell_rows
 
-from .grid import Grid, RunSpec, expand_runs
+from .grid import Grid, RunSpec, expand_runs, planned_out
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Coverage:
     covered: list[dict]                   # csv rows with the run ids that serve them ("runs")
     not_reproduced: list[dict]            # csv rows of methods listed as not reproduced
     missing: list[dict]                   # csv rows of implemented methods no run serves
+    absent: list[dict] = field(default_factory=list)   # rows needing a dataset this config lacks ("reason")
 
     @property
     def ok(self) -> bool:
@@ -69,6 +70,8 @@ def coverage(cfg: Config, grid: Grid, csv_path: str | Path | None = None) -> Cov
     active = cell_index(expand_runs(cfg, grid))
     listed = cell_index([s for s in expand_runs(cfg, grid, include_not_reproduced=True)
                          if s.row.status == "not_reproduced"])
+    absent = cfg.absent_datasets()
+    out_rows = {tuple(c[:4]): reason for row, reason in planned_out(cfg, grid) for c in row.serves}
     out = Coverage([], [], [])
     for r in rows:
         key = (r["table"], r["paradigm"], r["method"], r["variant"], r["dataset"])
@@ -76,6 +79,10 @@ def coverage(cfg: Config, grid: Grid, csv_path: str | Path | None = None) -> Cov
             out.covered.append({**r, "runs": active[key]})
         elif r["method"] in grid.methods.not_reproduced and key in listed:
             out.not_reproduced.append({**r, "runs": listed[key]})
+        elif r["dataset"] in absent:
+            out.absent.append({**r, "reason": f"dataset absent ({r['dataset']}: {absent[r['dataset']]})"})
+        elif key[:4] in out_rows:
+            out.absent.append({**r, "reason": out_rows[key[:4]]})
         else:
             out.missing.append(r)
     return out

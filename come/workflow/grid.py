@@ -272,19 +272,37 @@ def expand_runs(cfg: Config, grid: Grid, include_not_reproduced: bool = False) -
     """Runs the config asks for: rows serving `cfg.grid.tables` whose datasets are available."""
     tables = set(cfg.grid.tables)
     seeds = cfg.grid.seeds or [cfg.train.seed]
+    present = cfg.present_datasets()
     specs = []
     for row in grid.rows:
         if row.status != "active" and not include_not_reproduced:
             continue
         if "all" not in tables and not tables & {c[0] for c in row.serves}:
             continue
-        ds = row_datasets(row, cfg.data.datasets)
+        ds = row_datasets(row, present)
         if ds is None:
             continue
         for seed in seeds + [s for s in row.extra_seeds if s not in seeds]:
             run_id = row.id if len(seeds) == 1 and seed == seeds[0] else f"{row.id}-seed~{seed}"
             specs.append(RunSpec(run_id, row, seed, ds[0], ds[1]))
     return specs
+
+
+def planned_out(cfg: Config, grid: Grid) -> list[tuple[GridRow, str]]:
+    """Active rows of the asked tables that no run serves here, each with the reason
+    (the datasets it needs that this config does not have, and why they are absent)."""
+    tables = set(cfg.grid.tables)
+    present, absent = cfg.present_datasets(), cfg.absent_datasets()
+    out = []
+    for row in grid.rows:
+        if row.status != "active" or ("all" not in tables and not tables & {c[0] for c in row.serves}):
+            continue
+        if row_datasets(row, present) is not None:
+            continue
+        need = [d for d in _expand(row.train, ALL_DATASETS) if d not in present]
+        why = "; ".join(f"{d}: {absent.get(d, 'absent')}" for d in need)
+        out.append((row, f"dataset absent ({why})"))
+    return out
 
 
 def run_dict(row: GridRow, methods: Methods) -> dict:
@@ -317,10 +335,11 @@ def resolve_run(config_path: str | Path, run_id: str,
     if row.status != "active":
         raise ConfigError(f"{grid.path}: run {row.id!r} ({row.method}) is not reproduced: "
                           "it has no training job")
-    ds = row_datasets(row, base.data.datasets)
+    ds = row_datasets(row, base.present_datasets())
     if ds is None:
         raise ConfigError(f"{grid.path}: run {row.id!r} needs datasets {_names(row.train)} but "
-                          f"data.datasets of {config_path} is {base.data.datasets}")
+                          f"data.datasets of {config_path} is {base.data.datasets} "
+                          f"(present: {base.present_datasets()})")
     layered = deep_merge(resolve_dict(config_path, overrides), run_dict(row, grid.methods))
     epochs = (layered.get("train") or {}).get("epochs", base.train.epochs)
     if isinstance(epochs, int) and epochs >= 1:      # else left as is: validation names it

@@ -31,6 +31,9 @@ class Plan:
         """Load the config and the grid, then resolve and validate every run of the plan, so a
         run an override makes invalid is named here, before any job starts."""
         cfg = load_config(config_path)
+        if not cfg.present_datasets():
+            raise ConfigError(f"{config_path}: data.datasets: {cfg.data.datasets!r} finds no dataset: "
+                              + "; ".join(f"{d}: {r}" for d, r in cfg.absent_datasets().items()))
         grid = load_grid(cfg.grid.file, cfg.paper_tables)
         plan = cls(str(config_path), cfg, grid, expand_runs(cfg, grid))
         for spec in plan.runs:
@@ -115,7 +118,14 @@ class Plan:
     # ---- data --------------------------------------------------------------------------
     @property
     def datasets(self) -> list[str]:
-        return list(self.cfg.data.datasets)
+        return self.cfg.present_datasets()
+
+    def align_reference(self, ds: str) -> str | None:
+        """The dataset whose split `ds`'s split follows (TUS -> DDTI when both are present and
+        `data.tus_ddti_dedup`), else None."""
+        if ds == "TUS" and self.cfg.data.tus_ddti_dedup and "DDTI" in self.datasets:
+            return "DDTI"
+        return None
 
     @property
     def groups(self) -> dict[str, list[str]]:

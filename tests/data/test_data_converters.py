@@ -42,7 +42,8 @@ def test_busi_layout_multi_masks_and_normal(tmp_path):
     write_mask(root / "malignant" / "malignant (1)_mask.png", S, [(10, 10, 8, 8)])
     write_image(root / "normal" / "normal (1).png", S)
     write_mask(root / "normal" / "normal (1)_mask.png", S, [])
-    summary, coco, _ = _run("BUSI", "busi_kaggle", "breast", tmp_path / "raw", tmp_path / "out" / "BUSI")
+    summary, coco, _ = _run("BUSI", "busi_kaggle", "breast", tmp_path / "raw", tmp_path / "out" / "BUSI",
+                            keep_normal=True)
     assert summary["images"] == 3 and summary["boxes"] == 3
     im, boxes = _boxes(coco, "benign_1")
     assert im["file_name"] == "BUSI/images/benign_1.png" and im["pathology"] == "benign"
@@ -52,6 +53,11 @@ def test_busi_layout_multi_masks_and_normal(tmp_path):
     assert im["pathology"] == "normal" and boxes == []
     assert (tmp_path / "out" / "BUSI" / "images" / "malignant_1.png").is_file()
     assert (tmp_path / "out" / "BUSI" / "BUSI.json").is_file()      # data card written too
+    # default (the paper's 633 BUSI cases are lesion images only): normal images left out, counted
+    summary, coco, _ = _run("BUSI", "busi_kaggle", "breast", tmp_path / "raw", tmp_path / "out" / "BUSI")
+    assert summary["images"] == 2 and summary["excluded_by_config"] == {"normal": 1}
+    assert not any("normal" in im["file_name"] for im in coco["images"])
+    assert coco["info"]["excluded_by_config"] == {"normal": 1}
 
 
 def _busbra(root, rows, images):

@@ -10,7 +10,7 @@ from come.data.registry import DEFAULT_REGISTRY, RegistryError, get_entry, load_
 
 def test_registry_has_paper_and_extra_datasets():
     reg = load_registry()
-    assert set(ALL_DATASETS) | {"TN3K", "DDTI_PRE"} == set(reg)
+    assert set(ALL_DATASETS) | {"TN3K", "DDTI_PRE", "DDTI_NEU"} == set(reg)
     assert {reg[d].organ for d in ["BUSI", "BUV", "BUSBRA", "BUSC"]} == {"breast"}
     assert {reg[d].organ for d in ["DDTI", "TUD", "TUS", "TNSCUI", "TN3K", "DDTI_PRE"]} == {"thyroid"}
     assert reg["BUSBRA"].expected_images == 1875

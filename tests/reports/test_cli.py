@@ -18,8 +18,16 @@ def generated(fake_results):
     assert main(["summarize", "--config", cfg]) == 0
     assert main(["tables", "--config", cfg]) == 0
     assert main(["figures", "--config", cfg]) == 0
+    (root / "bench_real.md").write_text("| run | method | dataset | AP [95% CI] |\n|---|---|---|---|\n")
     assert main(["report", "--config", cfg]) == 0
     return root
+
+
+def test_index_includes_the_real_data_benchmark_when_present(generated):
+    """results/bench_real.md (benchmarks/bench_real.py report --out) gets its section (issue 16)."""
+    index = (generated / "README.md").read_text()
+    assert "## Real-data benchmark (BUS-BRA + DDTI, CPU scale)" in index
+    assert "| run | method | dataset | AP [95% CI] |" in index
 
 
 def test_tables_written_in_every_format(generated):

@@ -46,7 +46,8 @@ def test_rows_and_columns_in_paper_order(layouts):
     for t, keys in ordered.items():
         assert layouts[t].rows == keys
     assert layouts["table2_main"].columns == ALL_DATASETS + ["Mean"]
-    assert layouts["appendix_table2_experts_thyroid"].columns == ["TUD", "TUS", "DDTI", "TNSCUI", "Mean"]
+    # stored under the datasets the values belong to (config/paper_notes.yaml), not the printed order
+    assert layouts["appendix_table2_experts_thyroid"].columns == ["DDTI", "TUD", "TUS", "TNSCUI", "Mean"]
     assert layouts["table6_clustering"].columns == ["intra-breast", "intra-thyroid", "inter-organ", "all"]
     assert [k[1] for k in layouts["table2_main"].rows[:5]] == ["Open-GroundingDINO", "YOLOv10", "DINO",
                                                                "DINO-MoE", "DAMEX"]

@@ -65,6 +65,15 @@ def merge_inputs(wildcards):
     return [PLAN.split(d, part) for d in members for part in ("train", "test")]
 
 
+def split_inputs(wildcards):
+    """The dataset's annotations, plus the DDTI split TUS aligns to (TUS is DDTI re-processed)
+    when both are present and data.tus_ddti_dedup is on."""
+    out = {"coco": f"{DATA}/{wildcards.ds}/annotations.json"}
+    if PLAN.align_reference(wildcards.ds):
+        out["align"] = [PLAN.split(PLAN.align_reference(wildcards.ds), "test")]
+    return out
+
+
 def train_inputs(wildcards):
     return PLAN.train_inputs(wildcards.run)
 

@@ -42,10 +42,12 @@ else:
         conda:
             CONDA_ENV
         params:
+            cfg=COME_CONFIG,
             raw=parent("flag", kind="input"),
             out=parent("coco"),
         shell:
-            "come convert {wildcards.ds} --raw {params.raw} --out {params.out} > {log} 2>&1"
+            "come convert {wildcards.ds} --config {params.cfg} --raw {params.raw} --out {params.out}"
+            " > {log} 2>&1"
 
 
 rule datacard:
@@ -67,7 +69,7 @@ rule datacard:
 
 rule split:
     input:
-        f"{DATA}/{{ds}}/annotations.json",
+        unpack(split_inputs),
     output:
         train=f"{SPLITS}/{{ds}}/train.json",
         test=f"{SPLITS}/{{ds}}/test.json",
@@ -79,9 +81,12 @@ rule split:
         out=parent("train"),
         seed=CFG.data.split_seed,
         fraction=CFG.data.test_fraction,
+        align=lambda wildcards, input: (
+            f"--align-with {os.path.dirname(input.align[0])}" if input.get("align") else ""
+        ),
     shell:
-        "come split --coco {input} --out {params.out} --seed {params.seed}"
-        " --test-fraction {params.fraction} > {log} 2>&1"
+        "come split --coco {input.coco} --out {params.out} --seed {params.seed}"
+        " --test-fraction {params.fraction} {params.align} > {log} 2>&1"
 
 
 rule merge:

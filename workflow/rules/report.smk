@@ -30,9 +30,10 @@ rule summarize:
     conda:
         CONDA_ENV
     params:
+        cfg=COME_CONFIG,
         runs=lambda wildcards, input: os.path.join(parent("grid", 2, "input")(wildcards, input, None), "runs"),
     shell:
-        "come summarize --runs {params.runs} --out {output.csv} > {log} 2>&1"
+        "come summarize --config {params.cfg} --runs {params.runs} --out {output.csv} > {log} 2>&1"
 
 
 rule tables:
@@ -45,8 +46,11 @@ rule tables:
         f"{LOGS}/report/tables.log",
     conda:
         CONDA_ENV
+    params:
+        cfg=COME_CONFIG,
     shell:
-        "come tables --summary {input.summary} --paper {input.paper} --out {output} > {log} 2>&1"
+        "come tables --config {params.cfg} --summary {input.summary} --paper {input.paper}"
+        " --out {output} > {log} 2>&1"
 
 
 rule figures:

@@ -46,6 +46,7 @@ FORMATS: dict[str, tuple[Callable[[ConvertContext, Path], None], bool]] = {
     "busc_mendeley": (maskfolders.convert_busc, False),
     "ddti_xml": (ddti.convert_original, False),
     "ddti_preprocessed": (ddti.convert_preprocessed, True),
+    "ddti_neu": (ddti.convert_neu, False),
     "tn3k": (maskfolders.convert_tn3k, False),
     "tnscui": (maskfolders.convert_tnscui, False),
     "tus_kaggle": (maskfolders.convert_tus, False),
@@ -55,10 +56,11 @@ FORMATS: dict[str, tuple[Callable[[ConvertContext, Path], None], bool]] = {
 
 def convert_dataset(name: str, fmt: str, organ: str, raw: str | Path, out: str | Path,
                     link: bool = True, logger=None, card: bool = True,
-                    project_name: str | None = None) -> dict:
+                    project_name: str | None = None, keep_normal: bool = False) -> dict:
     """Convert `raw` (native layout `fmt`) into `out`; return the run summary.
 
     `project_name` is the `source` written on every image (default: `name`; DDTI_PRE -> DDTI).
+    `keep_normal`: keep BUSI's lesion-free `normal` images (default: left out, as the paper).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown native format {fmt!r} (known: {sorted(FORMATS)})")
@@ -69,19 +71,22 @@ def convert_dataset(name: str, fmt: str, organ: str, raw: str | Path, out: str |
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = public_mode(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        ctx = ConvertContext(dataset=source, organ=organ, out=tmp, prefix=f"{out.name}/images", link=link)
+        ctx = ConvertContext(dataset=source, organ=organ, out=tmp, prefix=f"{out.name}/images", link=link,
+                             keep_normal=keep_normal)
         ctx.quarantine.logger = logger
         func(ctx, Path(raw))
         if not ctx.builder.images:
             raise LayoutError(f"{raw}: {name}: no image could be converted "
                               f"(quarantined: {ctx.quarantine.counts()})")
         ctx.builder.info = {"dataset": source, "registry_name": name, "format": fmt,
-                            "verified_on_real_files": verified, "organ": organ}
+                            "verified_on_real_files": verified, "organ": organ,
+                            **({"excluded_by_config": ctx.excluded} if ctx.excluded else {})}
         with ctx.timed("write"):
             ctx.builder.write(tmp / "annotations.json")
             ctx.quarantine.write(tmp / "quarantine.json")
         summary = ctx.summary()
-        summary.update({"registry_name": name, "format": fmt, "verified_on_real_files": verified})
+        summary.update({"registry_name": name, "format": fmt, "verified_on_real_files": verified,
+                        "excluded_by_config": dict(ctx.excluded)})
         if card:
             from come.data.datacard import write_datacard
             write_datacard(tmp / "annotations.json", tmp, name=source)

@@ -78,6 +78,8 @@ class ConvertContext:
     quarantine: Quarantine | None = None
     timings: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "label": 0.0, "write": 0.0})
     notes: list[str] = field(default_factory=list)
+    keep_normal: bool = False                   # BUSI: keep `normal` (lesion-free) images (data.keep_normal)
+    excluded: dict[str, int] = field(default_factory=dict)   # images left out by a config switch
 
     def __post_init__(self) -> None:
         if self.quarantine is None:

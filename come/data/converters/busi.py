@@ -3,6 +3,8 @@
 `Dataset_BUSI_with_GT/{benign,malignant,normal}/<class> (n).png` with `<class> (n)_mask.png` and,
 for further lesions, `_mask_1.png`, `_mask_2.png`, ... Each mask file is one lesion. Normal
 images have (empty) masks and no lesion. No patient id is published: group = the image.
+The paper counts 633 BUSI cases, i.e. the lesion images only: `normal` images are left out
+unless `ctx.keep_normal` (config `data.keep_normal: true`); the count left out is recorded.
 """
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ def convert(ctx: ConvertContext, raw: Path) -> None:
     pairs: list[Pair] = []
     for cls in CLASSES:
         files = list_images(root / cls)
+        if cls == "normal" and not ctx.keep_normal:
+            ctx.excluded["normal"] = sum(1 for f in files if not _MASK.match(f.stem))
+            ctx.notes.append(f"{ctx.excluded['normal']} normal images left out (data.keep_normal: false)")
+            continue
         masks: dict[str, list[tuple[int, Path]]] = {}
         images = []
         for f in files:

@@ -7,6 +7,13 @@
   per crop, `mask/<same>.gif`, `diagnosis.csv` (no header: name, TI-RADS, binary label).
   Group = source frame (name before `(k)`), so crops of one frame never straddle a split.
 
+* NEU-LX ThyroidDatasets copy (`DDTI_NEU`, the paper's DDTI per the TUD publisher's README):
+  `images/{training,test}/`, `annotations/{training,test}/` (same names), 391 + 261 = 652
+  images resized to 512x512, masks valued {0, 1}; no grade, no case id -> pathology unknown,
+  group = the image unless its name keeps DDTI's `<case>_<n>`.
+Every image records `ddti_case` (the DDTI case number) where the file names carry it, the key
+that aligns TUS (DDTI re-processed) with DDTI's split (`come.data.splits.align_split`).
+
 Pathology is derived from TI-RADS (2-3 -> benign, 4a-5 -> malignant, none -> unknown): DDTI has
 no histopathology; every image records `tirads` and `pathology_basis: "tirads"`.
 """
@@ -19,10 +26,17 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from come.data.converters.base import ConvertContext, list_images, read_text
+from come.data.converters.base import ConvertContext, LayoutError, list_images, read_text
 from come.data.converters.common import find_root
 
 _CROP = re.compile(r"^(?P<frame>.+?)\((?P<k>\d+)\)$")
+_CASE = re.compile(r"^(?P<case>\d+)_(?P<n>\d+)")       # DDTI's `<case>_<n>` image names
+
+
+def ddti_case(stem: str) -> str:
+    """The DDTI case number of an image name `<case>_<n>...`, '' when the name does not carry it."""
+    m = _CASE.match(stem)
+    return m.group("case") if m else ""
 
 
 TIRADS_GRADES = ("2", "3", "4", "4a", "4b", "4c", "5", "none", "")   # documented values
@@ -69,7 +83,7 @@ def convert_preprocessed(ctx: ConvertContext, raw: Path) -> None:
         pathology = {"1": "malignant", "0": "benign"}.get(binary, pathology_from_tirads(grade))
         ctx.add_image(img, out_crop_name(name, img.suffix), size, pathology, f"DDTI:frame{frame}", boxes,
                       tirads=grade if grade.lower() != "none" else "", pathology_basis="tirads",
-                      native_id=name)
+                      native_id=name, ddti_case=ddti_case(frame))
 
 
 def glob_escape(name: str) -> str:
@@ -132,4 +146,23 @@ def convert_original(ctx: ConvertContext, raw: Path) -> None:
                 ctx.quarantine.add(label, "empty_mask", f"{xml.name}: mark {idx} has no polygon")
                 continue
             ctx.add_image(img, img.name, size, pathology_from_tirads(grade), f"DDTI:case{case}", boxes,
-                          tirads=grade, pathology_basis="tirads", native_id=img.stem)
+                          tirads=grade, pathology_basis="tirads", native_id=img.stem, ddti_case=case)
+
+
+def convert_neu(ctx: ConvertContext, raw: Path) -> None:
+    """The 652-image DDTI of NEU-LX's ThyroidDatasets (see the module docstring)."""
+    from come.data.converters.common import Pair, convert_pairs
+    from come.data.converters.maskfolders import pair_folders
+
+    root = find_root(raw, ["images", "annotations"], "DDTI (NEU-LX ThyroidDatasets)")
+    pairs: list[Pair] = []
+    for part in ("training", "test"):
+        if not (root / "images" / part).is_dir():
+            raise LayoutError(f"{root}/images/{part}: missing (DDTI_NEU layout: images/{{training,test}}, "
+                              "annotations/{training,test})")
+        for p in pair_folders(ctx, root / "images" / part, root / "annotations" / part, part, None):
+            case = ddti_case(p.image.stem)
+            p.group_id = f"DDTI:case{case}" if case else None
+            p.extra = {**(p.extra or {}), "ddti_case": case}
+            pairs.append(p)
+    convert_pairs(ctx, pairs, one_lesion_per_mask=False)

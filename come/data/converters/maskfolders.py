@@ -4,7 +4,9 @@
   `label4trainval.csv`, `label4test.csv` (`name,label`, 0 benign / 1 malignant).
 * TN-SCUI 2020 challenge: `image/`, `mask/` (same names), `train.csv` (`ID,CATE`, 0/1).
 * TUS (Kaggle eiraoi/thyroidultrasound): 256x256 images and binary masks in two folders
-  (`images/` + `masks/`, same names); no pathology published.
+  (`images/` + `masks/`, same names); no pathology published. Its publisher describes it as DDTI
+  re-processed (same patients): names of the form `<case>_<n>` record `ddti_case` (group = that
+  case), the key `come split --align-with` uses to keep a patient on one side of both splits.
 * TUD (NEU-LX/TUD-Datebase): `images/{training,test}/`, `annotations/{training,test}/`
   (512x512, label values 0/1), `normal_thyroid/` (no nodule); no pathology published.
 * BUSC (Mendeley vckdnhtw26, masks for Rodrigues 2017): `{benign,malignant}/` each with either
@@ -82,6 +84,12 @@ def convert_tus(ctx: ConvertContext, raw: Path) -> None:
     if root is None:
         raise LayoutError(f"{raw}: not a TUS layout: expected an images/ and a masks/ folder")
     pairs = pair_folders(ctx, _first_dir(root, img_names), _first_dir(root, mask_names), "tus", None)
+    from come.data.converters.ddti import ddti_case
+    for p in pairs:          # TUS is DDTI re-processed: keep DDTI's case where the name carries it
+        case = ddti_case(p.image.stem)
+        if case:
+            p.extra = {**(p.extra or {}), "ddti_case": case}
+            p.group_id = f"TUS:ddticase{case}"
     convert_pairs(ctx, pairs, one_lesion_per_mask=False)
 
 

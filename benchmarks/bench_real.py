@@ -1,0 +1,280 @@
+"""Real-data benchmark at CPU scale: BUS-BRA + DDTI (../shared/data), config/real-cpu.yaml.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_real.py prepare --work W
+    nice -n 10 .venv/bin/python benchmarks/bench_real.py run --work W --only anchor [--stages 2 4 6]
+    nice -n 10 .venv/bin/python benchmarks/bench_real.py run --work W --only inter
+    .venv/bin/python benchmarks/bench_real.py report --work W [--out results/bench_real.md]
+
+`prepare` links the two releases into `W/raw`, converts them (BUS-BRA; DDTI as the preprocessed
+copy, registry entry DDTI_PRE), splits 8:2 by patient / source frame, merges them. `run` trains
+and evaluates with the `come` CLI: `anchor` = single-dataset DINO on BUS-BRA (evaluated after
+each stage of `--stages` epochs, the learning curve), `inter` = inter-organ DINO, COME
+(Fine2Coarse), DAMEX, DINO-MoE, COME (Multi-Step), in that order (the shared experts of COME are
+prepared before its first run). Each child's wall time and peak RSS (os.wait4) go to
+`W/timing.json`. `report` prints per-dataset AP with bootstrap 95% intervals (the same image
+draws for every run, so differences are paired), the paired difference COME - DINO with its
+interval, wall time and peak memory, and the anchor's curve beside the paper's 0.578.
+Budget knobs: `--steps` (optimiser steps per epoch), `--epochs`, `--set key=value`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent.parent / "shared" / "data" if (REPO.parent.name == "wt") else REPO.parent / "shared" / "data"
+PAPER_ANCHOR = 0.578          # Table 2, single-dataset DINO, BUS-BRA
+INTER = [("inter-dino", "DINO"), ("inter-come-f2c", "COME (Fine2Coarse)"), ("inter-damex", "DAMEX"),
+         ("inter-dino-moe", "DINO-MoE"), ("inter-come-ms", "COME (Multi-Step)")]
+ANCHOR = ("single-dino-busbra", "DINO")
+
+
+def come(args: list[str], log: Path, timing: dict | None = None, key: str = "") -> None:
+    """Run `python -m come ARGS` (output to `log`); record wall time and peak RSS under `key`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with log.open("a") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "come", *args], stdout=fh, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"come {' '.join(args[:1])} failed: see {log}")
+    if timing is not None:
+        entry = timing.setdefault(key, {"wall_s": 0.0, "peak_rss_mb": 0.0})
+        entry["wall_s"] += time.perf_counter() - t0
+        entry["peak_rss_mb"] = max(entry["peak_rss_mb"], usage.ru_maxrss / 1024)
+
+
+def write_config(work: Path, steps: int, epochs: int, anchor_epochs: int, overrides: list[str]) -> Path:
+    """W/bench.yaml (base: config/real-cpu.yaml, paths inside W) and W/grid.yaml (the bench rows)."""
+    rows = [{"id": ANCHOR[0], "method": ANCHOR[1], "paradigm": "single", "train_datasets": "BUSBRA",
+             "overrides": {"train.epochs": anchor_epochs, "train.lr_drop_epochs": []},
+             "serves": [["table2_main", "single", "DINO", ""]]}]
+    rows += [{"id": rid, "method": m, "paradigm": "inter-organ", "train_datasets": ["BUSBRA", "DDTI"],
+              "serves": [["table2_main", "inter-organ", m, ""]]} for rid, m in INTER]
+    (work / "grid.yaml").write_text(yaml.safe_dump({"methods_file": str(REPO / "config" / "methods.yaml"),
+                                                    "runs": rows}, sort_keys=False))
+    cfg = {"base": str(REPO / "config" / "real-cpu.yaml"), "name": "bench-real",
+           "results": str(work / "results"), "paper_tables": str(REPO / "config" / "paper_tables.csv"),
+           "data": {"datasets": ["BUSBRA", "DDTI"], "raw_root": str(work / "raw"),
+                    "root": str(work / "data"), "splits_root": str(work / "splits"),
+                    "registry": str(REPO / "config" / "datasets.yaml")},
+           "train": {"epochs": epochs, "max_steps_per_epoch": steps, "threads": 1},
+           "experts": {"root": str(work / "results" / "experts"), "prompts_root": str(work / "results" / "prompts")},
+           "grid": {"file": str(work / "grid.yaml")}}
+    path = work / "bench.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (work / "overrides.json").write_text(json.dumps(overrides))
+    return path
+
+
+def prepare(work: Path, data: Path) -> None:
+    """Link the raw releases (files linked one by one: nothing is written into `data`), convert,
+    split, merge."""
+    cfg = work / "bench.yaml"
+    for ds, folder in (("BUSBRA", "busbra"), ("DDTI", "ddti")):
+        raw = work / "raw" / ds
+        raw.mkdir(parents=True, exist_ok=True)
+        for item in (data / folder).iterdir():
+            if not (raw / item.name).exists():
+                (raw / item.name).symlink_to(item.resolve())
+        out = work / "data" / ds
+        if not (out / "annotations.json").is_file():
+            come(["convert", ds, "--config", str(cfg), "--raw", str(raw), "--out", str(out)],
+                 work / "logs" / f"convert_{ds}.log")
+        come(["split", "--coco", str(out / "annotations.json"), "--out", str(work / "splits" / ds),
+              "--seed", "0", "--test-fraction", "0.2"], work / "logs" / f"split_{ds}.log")
+    come(["merge", "--splits-root", str(work / "splits"), "--datasets", "BUSBRA", "DDTI",
+          "--out", str(work / "splits" / "merged" / "all")], work / "logs" / "merge.log")
+
+
+def prepare_experts(work: Path, cfg: Path, sets: list[str], timing: dict) -> None:
+    """Prompts, the semantic expert (corpus pretraining + fine-tuning) and the structure expert."""
+    exp, merged = work / "results" / "experts", work / "splits" / "merged" / "all"
+    prompts = work / "results" / "prompts" / "train.jsonl"
+    if not prompts.is_file():
+        come(["prompts", "--config", str(cfg), *sets, "--train", str(merged / "train.json"), "--out", str(prompts)],
+             work / "logs" / "prompts.log")
+    if not (exp / "semantic_pretrain" / "clip.pt").is_file():
+        come(["pretrain-semantic", "--config", str(cfg), *sets, "--out", str(exp / "semantic_pretrain")],
+             work / "logs" / "pretrain_semantic.log", timing, "experts")
+    if not (exp / "semantic" / "encoder.pt").is_file():
+        come(["finetune-semantic", "--config", str(cfg), *sets, "--prompts", str(prompts), "--test",
+              str(merged / "test.json"), "--out", str(exp / "semantic"), "--init",
+              str(exp / "semantic_pretrain" / "clip.pt")], work / "logs" / "finetune_semantic.log", timing, "experts")
+    if not (exp / "structure" / "encoder.pt").is_file():
+        come(["pretrain-structure", "--config", str(cfg), *sets, "--train", str(merged / "train.json"),
+              "--out", str(exp / "structure")], work / "logs" / "pretrain_structure.log", timing, "experts")
+
+
+def load_timing(work: Path) -> dict:
+    """Merged timings: `timing.json` and any `timing_snapshots/*.json` (per key the largest,
+    as each process's figures only grow), so parallel `run` processes never lose an entry."""
+    merged: dict = {}
+    for path in [work / "timing.json", *sorted((work / "timing_snapshots").glob("*.json"))]:
+        if path.is_file():
+            for key, entry in json.loads(path.read_text()).items():
+                old = merged.get(key, {"wall_s": 0.0, "peak_rss_mb": 0.0})
+                merged[key] = {k: max(old[k], entry[k]) for k in old}
+    return merged
+
+
+def save_timing(work: Path, timing: dict) -> None:
+    """Write this process's figures merged into what other processes wrote."""
+    merged = load_timing(work)
+    for key, entry in timing.items():
+        old = merged.get(key, {"wall_s": 0.0, "peak_rss_mb": 0.0})
+        merged[key] = {k: max(old[k], entry[k]) for k in old}
+    (work / "timing.json").write_text(json.dumps(merged, indent=1))
+
+
+def train_eval(work: Path, cfg: Path, run_id: str, sets: list[str], timing: dict, epochs: int | None = None) -> dict:
+    out = work / "results" / "runs" / run_id
+    extra = ["--set", f"train.epochs={epochs}"] if epochs else []
+    come(["train", "--config", str(cfg), "--run", run_id, *sets, *extra, "--out", str(out)],
+         work / "logs" / f"train_{run_id}.log", timing, run_id)
+    come(["evaluate", "--run-dir", str(out)], work / "logs" / f"evaluate_{run_id}.log", timing, f"{run_id}/eval")
+    save_timing(work, timing)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def run(work: Path, only: str, stages: list[int], extra: list[str], runs: list[str] | None = None) -> None:
+    cfg = work / "bench.yaml"
+    sets = [a for o in json.loads((work / "overrides.json").read_text()) + extra for a in ("--set", o)]
+    timing = load_timing(work)
+    if only == "experts":                     # COME's shared experts ahead of the first COME run
+        prepare_experts(work, cfg, sets, timing)
+        save_timing(work, timing)
+        return
+    if only == "anchor":
+        path = work / "anchor_curve.json"
+        curve = [c for c in (json.loads(path.read_text()) if path.is_file() else []) if c["epochs"] < min(stages)]
+        for ep in stages:
+            metrics = train_eval(work, cfg, ANCHOR[0], sets, timing, epochs=ep)
+            log = work / "results" / "runs" / ANCHOR[0] / "train_log.jsonl"
+            steps = sum(1 for _ in log.open()) if log.is_file() else None
+            curve.append({"epochs": ep, "steps": steps, "AP": metrics["datasets"]["BUSBRA"]["AP"],
+                          "wall_s": timing[ANCHOR[0]]["wall_s"]})
+            path.write_text(json.dumps(curve, indent=1))
+            print(json.dumps(curve[-1]), flush=True)
+        return
+    for rid, method in INTER:
+        if (work / "results" / "runs" / rid / "metrics.json").is_file() or (runs and rid not in runs):
+            continue
+        if method.startswith("COME"):
+            prepare_experts(work, cfg, sets, timing)
+        metrics = train_eval(work, cfg, rid, sets, timing)
+        print(rid, json.dumps({d: round(v["AP"], 4) for d, v in metrics["datasets"].items()}), flush=True)
+
+
+def _replicates(work: Path, run_id: str, ds: str, resamples: int) -> tuple[float, np.ndarray] | None:
+    from come.reports.bootstrap import bootstrap_metrics
+    pred = work / "results" / "runs" / run_id / "predictions" / f"{ds}.json"
+    if not pred.is_file():
+        return None
+    gt = json.loads((work / "splits" / ds / "test.json").read_text())
+    res = bootstrap_metrics(gt, json.loads(pred.read_text()), "lesion", resamples,
+                            seed=zlib.crc32(ds.encode()))        # same draws for every run: paired
+    metrics = json.loads((work / "results" / "runs" / run_id / "metrics.json").read_text())
+    return metrics["datasets"][ds]["AP"], np.asarray(res["replicates"]["AP"], dtype=float)
+
+
+def train_log(work: Path, run_id: str) -> list[dict]:
+    path = work / "results" / "runs" / run_id / "train_log.jsonl"
+    return [json.loads(line) for line in path.open()] if path.is_file() else []
+
+
+def report(work: Path, resamples: int) -> str:
+    """Markdown: per-run AP with intervals, the paired COME - DINO differences, the anchor's curve.
+    Train wall = the sum of the logged step times (survives resumes); eval wall and peak RSS
+    from `timing.json` (os.wait4 of each child)."""
+    from come.reports.bootstrap import interval
+    timing = load_timing(work)
+    lines = ["| run | method | dataset | AP [95% CI] | steps | train wall (min) | eval wall (min) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    reps: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
+    for rid, method in [ANCHOR] + INTER:
+        for ds in (["BUSBRA"] if rid == ANCHOR[0] else ["BUSBRA", "DDTI"]):
+            found = _replicates(work, rid, ds, resamples)
+            if found is None:
+                continue
+            reps[(rid, ds)] = found
+            lo, hi = interval(found[1])
+            t, e = timing.get(rid, {}), timing.get(f"{rid}/eval", {})
+            log = train_log(work, rid)
+            mem = max(t.get("peak_rss_mb", 0), e.get("peak_rss_mb", 0))
+            lines.append(f"| {rid} | {method} | {ds} | {found[0]:.4f} [{lo:.4f}, {hi:.4f}] | {len(log)} | "
+                         f"{sum(r['time'] for r in log) / 60:.1f} | {e.get('wall_s', 0) / 60:.1f} | {mem:.0f} |")
+    lines += ["", "Paired difference (same bootstrap draws of the test images), COME - DINO, inter-organ:", ""]
+    for come_id in ("inter-come-f2c", "inter-come-ms"):
+        for ds in ("BUSBRA", "DDTI"):
+            if (come_id, ds) in reps and ("inter-dino", ds) in reps:
+                d = reps[(come_id, ds)][1] - reps[("inter-dino", ds)][1]
+                lo, hi = interval(d)
+                point = reps[(come_id, ds)][0] - reps[("inter-dino", ds)][0]
+                verdict = "COME better" if lo > 0 else "DINO better" if hi < 0 else "no significant difference"
+                lines.append(f"- {come_id} - inter-dino on {ds}: {point:+.4f} [{lo:+.4f}, {hi:+.4f}] ({verdict})")
+    if not lines[-1].startswith("- "):
+        lines.append("- not measured: no COME run finished evaluation")
+    curve = work / "anchor_curve.json"
+    if curve.is_file():
+        lines += ["", f"Single-dataset DINO on BUS-BRA (paper, R50 at full resolution: {PAPER_ANCHOR}):", ""]
+        lines += [f"- {c['epochs']} epochs ({c.get('steps') or '?'} optimiser steps of batch 4): AP {c['AP']:.4f} "
+                  f"(cumulative train wall {c['wall_s'] / 60:.1f} min)" for c in json.loads(curve.read_text())]
+    log = train_log(work, ANCHOR[0])
+    if log:
+        every = max(1, len(log) // 6)
+        lines += ["", f"Training loss of {ANCHOR[0]} (mean over {every} steps): " + ", ".join(
+            f"steps {i + 1}-{i + every}: {np.mean([r['loss'] for r in log[i:i + every]]):.2f}"
+            for i in range(0, len(log) - every + 1, every))]
+    if "experts" in timing:
+        lines += ["", f"COME shared experts (prompts, semantic pretrain + fine-tune, structure MIM): "
+                      f"{timing['experts']['wall_s'] / 60:.1f} min, peak RSS {timing['experts']['peak_rss_mb']:.0f} MB"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=["prepare", "run", "report"])
+    ap.add_argument("--work", required=True, type=Path)
+    ap.add_argument("--data", type=Path, default=SHARED)
+    ap.add_argument("--only", choices=["anchor", "inter", "experts"], default="inter")
+    ap.add_argument("--runs", nargs="+", default=None, help="inter: only these run ids (parallel processes)")
+    ap.add_argument("--steps", type=int, default=150, help="optimiser steps per epoch (0 = full epochs)")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs of the inter-organ runs")
+    ap.add_argument("--stages", type=int, nargs="+", default=[2, 4, 6], help="anchor: evaluate after these epochs")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override (prepare: every run; run: this invocation's runs)")
+    ap.add_argument("--resamples", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=None, help="report: also write the Markdown here")
+    args = ap.parse_args()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.action == "prepare":
+        if not args.data.is_dir():
+            print(f"bench_real: {args.data} not found (BUS-BRA and DDTI releases expected)", file=sys.stderr)
+            return 2
+        write_config(work, args.steps, args.epochs, max(args.stages), args.overrides)
+        prepare(work, args.data.resolve())
+    elif args.action == "run":
+        run(work, args.only, sorted(args.stages), args.overrides, args.runs)
+    else:
+        text = report(work, args.resamples)
+        print(text)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
