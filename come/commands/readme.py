@@ -18,6 +18,8 @@ def configure(parser) -> None:
                         help="results folder of a finished run to take the preview from (e.g. results)")
     parser.add_argument("--preview-out", default="docs/preview",
                         help="where the preview's table excerpt and figure go (default: %(default)s)")
+    parser.add_argument("--preview-source", default="",
+                        help="one line saying which run made the preview, e.g. 'make demo on commit abc1234'")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if the Measured table is out of date")
 
@@ -40,7 +42,7 @@ def run(args) -> int:
         return 0
     text = replace_block(text, Block("measured", measured), str(readme))
     if args.preview_from:
-        text = replace_block(text, Block("preview", build_preview(args.preview_from, args.preview_out)), str(readme))
+        text = replace_block(text, Block("preview", build_preview(args.preview_from, args.preview_out, args.preview_source)), str(readme))
     atomic_write_bytes(readme, text.encode("utf-8"))
     print(f"wrote {readme}")
     return 0

@@ -21,7 +21,7 @@ MARKERS = {"measured": ("<!-- measured:begin -->", "<!-- measured:end -->"),
            "preview": ("<!-- preview:begin -->", "<!-- preview:end -->")}
 PREVIEW_TABLE = "table2_main"
 PREVIEW_PARADIGM = "inter-organ"
-PREVIEW_FIGURES = ("qualitative.png", "table2_main.png", "routing_heatmap.png")
+PREVIEW_FIGURES = ("fig_routing_heatmap.png", "fig5a_clustering_stages.png", "fig_datacards.png")
 RECORD_KEYS = ("name", "command", "wall_s", "machine", "commit", "date")
 
 
@@ -87,7 +87,7 @@ def preview_table(long_csv: str | Path, paradigm: str = PREVIEW_PARADIGM, column
     if not long_csv.exists():
         raise FileNotFoundError(f"{long_csv}: no such table (run the pipeline first: make demo)")
     rows = [r for r in csv.DictReader(long_csv.open(encoding="utf-8"))
-            if r["paradigm"] == paradigm and r["column"] == column]
+            if r["paradigm"] == paradigm and r["column"] == column and r["status"] != "missing"]
     if not rows:
         raise ValueError(f"{long_csv}: no {paradigm} row with a {column!r} column")
     lines = [f"| method ({paradigm}) | ours, {column} AP | paper | ours - paper |", "|---|---|---|---|"]
@@ -114,9 +114,9 @@ def shrink_png(src: str | Path, dst: str | Path, max_width: int = 720) -> Path:
     return dst
 
 
-def build_preview(results: str | Path, out_dir: str | Path) -> str:
+def build_preview(results: str | Path, out_dir: str | Path, source: str = "") -> str:
     """Write `<out_dir>/table_excerpt.md` and `<out_dir>/figure.png` from a finished run's
-    results folder; return the README block that shows them."""
+    results folder; return the README block that shows them (`source` says which run made it)."""
     results, out_dir = Path(results), Path(out_dir)
     excerpt = preview_table(results / "tables" / f"{PREVIEW_TABLE}_long.csv")
     figure = next((results / "figures" / f for f in PREVIEW_FIGURES if (results / "figures" / f).exists()), None)
@@ -128,8 +128,9 @@ def build_preview(results: str | Path, out_dir: str | Path) -> str:
     (out_dir / "table_excerpt.md").write_text(excerpt, encoding="utf-8")
     shrink_png(figure, out_dir / "figure.png")
     rel = out_dir.as_posix()
+    made = f" Made by {source}." if source else ""
     return (f"Table 2, inter-organ rows, mean AP over the datasets (from `{PREVIEW_TABLE}_long.csv`; "
-            f"ours with its 95% interval):\n\n{excerpt}\n"
+            f"ours with its 95% interval; rows not run are left out).{made}\n\n{excerpt}\n"
             f"![{figure.stem}]({rel}/figure.png)\n\n"
             f"_`{figure.name}` of the same run._\n")
 

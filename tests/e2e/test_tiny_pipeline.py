@@ -24,6 +24,9 @@ TABLES = ["table2_main", "table3_experts_topk", "table4_domain_generalization", 
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("e2e") / "repo")
+    git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "copy"]):
+        subprocess.run(git + args, cwd=repo, check=True, capture_output=True)
     cmd = [tool("snakemake"), "all", "--cores", "2", "--configfile", "config/tiny.yaml"]
     res = subprocess.run(cmd, cwd=repo, env=tool_env(), capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
@@ -86,3 +89,12 @@ def test_second_run_has_nothing_to_do(tiny_results):
                          cwd=tiny_results, env=tool_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Nothing to be done" in res.stdout + res.stderr
+
+
+def test_pipeline_outputs_leave_git_status_clean(tiny_results):
+    """Everything the pipeline writes (results/, logs, Snakemake's state) is ignored by git, so a
+    user's `git status` after `make demo` shows only their own changes. Mutation caught: removing
+    `/results/*` (or the results/README.md rule) from .gitignore."""
+    res = subprocess.run(["git", "status", "--porcelain"], cwd=tiny_results, capture_output=True, text=True,
+                         check=True)
+    assert res.stdout == "", res.stdout

@@ -78,7 +78,7 @@ def test_readme_command_writes_preview_and_table(tmp_path):
     (res / "tables").mkdir(parents=True)
     (res / "figures").mkdir()
     _long_csv(res / "tables" / "table2_main_long.csv")
-    Image.new("RGB", (1600, 800), "white").save(res / "figures" / "qualitative.png")
+    Image.new("RGB", (1600, 800), "white").save(res / "figures" / "fig_routing_heatmap.png")
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- measured:begin -->\n<!-- measured:end -->\n"
                       "<!-- preview:begin -->\n<!-- preview:end -->\n")
