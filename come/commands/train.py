@@ -50,13 +50,14 @@ def run(args) -> int:
         prepare_run_dir(args.out, signature)
     else:
         wait_for_signature(args.out, signature)
-    from come.baselines import is_baseline, train_baseline
+    from come.baselines import evaluate_baseline, is_baseline, train_baseline
 
     ckpt = train_baseline(cfg, args.out) if is_baseline(cfg) else train(cfg, args.out)
     print(f"come train: {ckpt}")
     if not args.no_eval:
         from come.engine.evaluate import evaluate_run
+        evaluate = evaluate_baseline if is_baseline(cfg) else evaluate_run   # as `come evaluate` does
         if os.environ.get("RANK", "0") == "0":   # torchrun: rank 0 evaluates, the others are done
-            metrics = evaluate_run(cfg, args.out)
+            metrics = evaluate(cfg, args.out)
             print(json.dumps({"run": metrics["run"], "mean": metrics["mean"]}, sort_keys=True))
     return 0

@@ -231,3 +231,22 @@ def test_importing_ultralytics_keeps_pillows_image_open(tmp_path):
     bad.write_bytes(b"not a png")
     with pytest.raises(PIL.UnidentifiedImageError):
         PIL.Image.open(bad)
+
+
+def test_come_train_evaluates_a_yolo_run_with_the_baseline_evaluator(yolo_cfg, tmp_path):
+    """`come train` (the workflow's only job per run) evaluates in the same process with the
+    baseline's evaluator. Mutation caught: `come train` calling the DINO `evaluate_run` for every
+    run (it fails loading a YOLO checkpoint into a DINO, as the first demo after the merge did)."""
+    import yaml
+
+    from come.cli import main
+    from come.config.loader import to_dict
+
+    cfg = yolo_cfg()
+    cfg_file = tmp_path / "yolo.yaml"
+    cfg_file.write_text(yaml.safe_dump(to_dict(cfg)))
+    run = tmp_path / "cli-run"
+    assert main(["train", "--config", str(cfg_file), "--out", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["method"] == cfg.run.method and set(metrics["datasets"]) == {"BUSI", "DDTI"}
+    assert (run / "predictions" / "BUSI.json").exists()
