@@ -140,7 +140,7 @@ def save_timing(work: Path, timing: dict) -> None:
 def train_eval(work: Path, cfg: Path, run_id: str, sets: list[str], timing: dict, epochs: int | None = None) -> dict:
     out = work / "results" / "runs" / run_id
     extra = ["--set", f"train.epochs={epochs}"] if epochs else []
-    come(["train", "--config", str(cfg), "--run", run_id, *sets, *extra, "--out", str(out)],
+    come(["train", "--config", str(cfg), "--run", run_id, *sets, *extra, "--out", str(out), "--no-eval"],
          work / "logs" / f"train_{run_id}.log", timing, run_id)
     come(["evaluate", "--run-dir", str(out)], work / "logs" / f"evaluate_{run_id}.log", timing, f"{run_id}/eval")
     save_timing(work, timing)

@@ -47,7 +47,7 @@ def run(args) -> int:
         cfg.run.id = Path(args.out).resolve().name
     signature = config_signature(cfg)
     if is_rank_zero():
-        prepare_run_dir(args.out, signature)
+        prepare_run_dir(args.out, signature, epochs=cfg.train.epochs)
     else:
         wait_for_signature(args.out, signature)
     from come.baselines import evaluate_baseline, is_baseline, train_baseline

@@ -37,10 +37,19 @@ def experts_used(cfg: Config) -> set[str]:
 def config_signature(cfg: Config) -> str:
     """16-hex hash of what training depends on: `synth`, `data`, `model`, `train` (and
     `experts` when the run uses one) and the run's datasets; not `eval`, `workflow`, `grid`
-    or the tables a run serves."""
+    or the tables a run serves.
+
+    `train.epochs` and `train.checkpoint_every` do not count for the DINO-family engine: they
+    say where training stops and how often it saves, not what a step does, so a run given more
+    epochs resumes its checkpoint and continues (the schedule is `lr_drop_epochs`, which does
+    count). A checkpoint past the new epoch count is set aside by `prepare_run_dir(epochs=)`.
+    The YOLO baselines keep `epochs` (ultralytics' schedule depends on it)."""
+    from come.baselines import YOLO_ARCHS        # light module: no torch, no ultralytics
     d = to_dict(cfg)
     keys = ("synth", "data", "model", "train") + (("experts",) if experts_used(cfg) else ())
     payload = {k: d[k] for k in keys}
+    if cfg.model.arch not in YOLO_ARCHS:
+        payload["train"] = {k: v for k, v in d["train"].items() if k not in ("epochs", "checkpoint_every")}
     payload["run"] = {"train": cfg.run.train_datasets, "eval": cfg.run.eval_datasets}
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -55,8 +64,21 @@ def remove_stale_temps(folder: Path) -> list[Path]:
     return gone
 
 
-def prepare_run_dir(out: str | Path, signature: str) -> bool:
-    """Set aside a checkpoint of another signature and record `signature`; True when set aside.
+def _trained_epochs(ckpts: Path) -> float | None:
+    """Epochs `ckpts/last.pt` has trained, a mid-epoch save counting half an epoch more
+    (None when absent or unreadable)."""
+    from come.engine.checkpoint import CheckpointError, load_checkpoint
+    try:
+        ckpt = load_checkpoint(ckpts / "last.pt")
+    except (FileNotFoundError, CheckpointError):
+        return None
+    mid = int(ckpt.get("sampler", {}).get("position", 0)) > 0
+    return int(ckpt.get("epoch", 0)) + (0.5 if mid else 0.0)
+
+
+def prepare_run_dir(out: str | Path, signature: str, epochs: int | None = None) -> bool:
+    """Set aside a checkpoint of another signature (or, with `epochs`, one that already trained
+    more epochs than the run now asks for) and record `signature`; True when set aside.
 
     A checkpoint folder without a recorded signature counts as stale (its config is unknown).
     """
@@ -65,15 +87,23 @@ def prepare_run_dir(out: str | Path, signature: str) -> bool:
     sig_file, ckpts = out / SIGNATURE_FILE, out / "checkpoints"
     old = sig_file.read_text().strip() if sig_file.is_file() else None
     moved = False
-    if ckpts.is_dir() and old != signature:
+    past = None
+    if ckpts.is_dir() and old == signature and epochs is not None:
+        done = _trained_epochs(ckpts)
+        past = done if done is not None and done > epochs else None
+    if ckpts.is_dir() and (old != signature or past is not None):
         stale = out / STALE_DIR
         if stale.exists():
             shutil.rmtree(stale)               # the previous set-aside run of this folder
         ckpts.rename(stale)
         if (out / "train_log.jsonl").is_file():
             (out / "train_log.jsonl").rename(stale / "train_log.jsonl")
-        log.warning("%s: checkpoints of another config (signature %s, now %s) moved to %s; "
-                    "training from scratch", out, old, signature, stale)
+        if past is not None:
+            log.warning("%s: checkpoint trained %g epochs, the run now asks for %d; moved to %s; "
+                        "training from scratch", out, past, epochs, stale)
+        else:
+            log.warning("%s: checkpoints of another config (signature %s, now %s) moved to %s; "
+                        "training from scratch", out, old, signature, stale)
         moved = True
     remove_stale_temps(ckpts)
     from come.engine.checkpoint import restore_missing_last   # torch: imported only here

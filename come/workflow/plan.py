@@ -159,9 +159,11 @@ class Plan:
         """`come.engine.rundir.config_signature` of the run's resolved config: what its training
         depends on. A Snakemake param: editing any of it re-runs that run (params trigger), and
         `come train` sets the old checkpoint aside by the same hash; `eval`, `workflow` and
-        other runs' rows do not count."""
+        other runs' rows do not count. The epoch count is appended: `come train` resumes across
+        an epoch change (it is not in `config_signature`), but Snakemake must still re-run."""
         self.spec(run_id)
-        return config_signature(self.configs[run_id])
+        cfg = self.configs[run_id]
+        return f"{config_signature(cfg)}-{cfg.train.epochs}ep"
 
     def launcher(self) -> str:
         """`come`, or torchrun with one process per GPU when workflow.train_gpus > 1."""

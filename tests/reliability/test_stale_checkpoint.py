@@ -58,3 +58,40 @@ def test_train_rule_has_no_shell_logic():
     rule = (REPO / "workflow" / "rules" / "train.smk").read_text()
     shell = rule[rule.index("rule train_run"):rule.index("rule train:")].split("shell:")[1]
     assert "mv " not in shell and "signature" not in shell and "train --config" in shell
+
+
+def test_more_epochs_resume_fewer_epochs_start_afresh(setup):
+    """A learning curve trains 2, then 4 epochs: the second call must continue the first run.
+    Mutation caught: `train.epochs` back in `config_signature` (the 5-epoch call then set the
+    3-epoch checkpoint aside and retrained from step 1), or `prepare_run_dir` ignoring
+    `epochs` (the 2-epoch call then kept a 5-epoch model and reported it as 2 epochs)."""
+    cfg, run, _ = setup
+    train = ["train", "--config", str(cfg), "--out", str(run), "--no-eval"]
+    assert main(train) == 0                                           # 3 epochs of 1 step
+    assert main(train + ["--set", "train.epochs=5"]) == 0
+    assert not (run / STALE_DIR).exists()
+    steps = [json.loads(x)["step"] for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]                                    # continued, not retrained
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 5
+    assert main(train + ["--set", "train.epochs=2"]) == 0              # fewer: the 5-epoch model is set aside
+    assert load_checkpoint(run / STALE_DIR / "last.pt")["epoch"] == 5
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
+    steps = [json.loads(x)["step"] for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]
+
+
+def test_signature_epochs_rule():
+    """Epochs and save cadence do not change the engine's signature; they do for YOLO
+    (ultralytics' schedule depends on epochs) and for Snakemake's re-run param."""
+    from come.workflow.plan import Plan
+    base = load_config(REPO / "config" / "config.yaml")
+    longer = load_config(REPO / "config" / "config.yaml", ["train.epochs=9", "train.checkpoint_every=7"])
+    assert config_signature(base) == config_signature(longer)
+    assert config_signature(base) != config_signature(load_config(REPO / "config" / "config.yaml",
+                                                                   ["train.lr_drop_epochs=[1]"]))
+    yolo = load_config(REPO / "config" / "config.yaml", ["model.arch=yolov10"])
+    yolo9 = load_config(REPO / "config" / "config.yaml", ["model.arch=yolov10", "train.epochs=9"])
+    assert config_signature(yolo) != config_signature(yolo9)
+    plan = Plan.build(REPO / "config" / "tiny.yaml")
+    rid = plan.run_ids[0]
+    assert plan.run_signature(rid).endswith(f"-{plan.configs[rid].train.epochs}ep")
