@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from collections import defaultdict
 
 import torch
@@ -64,7 +65,7 @@ def synthetic_batch(batch: int, size: int, seed: int = 0):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=None)
+    ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "config" / "config.yaml"))
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--batch", type=int, default=2)

@@ -30,12 +30,17 @@ def run(args) -> int:
         from come.config import load_config
         keep_normal = load_config(args.config, args.overrides).data.keep_normal
     try:
-        entry = resolve_entry(args)
+        entry = resolve_entry(args, raw=args.raw)
+    except LayoutError as exc:
+        print(f"come convert: {exc}", file=sys.stderr)
+        return 1
     except RegistryError as exc:
         print(f"come convert: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out)
     logger = get_logger(f"come.convert.{args.name}")
+    if entry.name != args.name:
+        logger.info("%s: converting %s as registry entry %s", args.name, args.raw, entry.name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConversionWarning)   # the logger already prints them

@@ -21,10 +21,15 @@ def configure(parser) -> None:
                         help="accept a file:// URL (a local mirror); by default only http(s)")
 
 
-def resolve_entry(args):
+AUTO_RELEASE = {"DDTI": "come.data.converters.ddti:detect_release"}   # datasets with several releases
+
+
+def resolve_entry(args, raw: str | Path | None = None):
     """Registry entry of `args.name`: the config's `data.registry_entries` may redirect it
-    (e.g. DDTI -> DDTI_PRE); `--registry` overrides the config's `data.registry` file."""
-    from come.data.registry import get_entry
+    (e.g. DDTI -> DDTI_PRE), or say `auto`: the release is then recognised from the files in
+    `raw` (`come convert --raw`; before any file is placed, as for `come fetch`, the dataset's
+    own entry). `--registry` overrides the config's `data.registry` file."""
+    from come.data.registry import RegistryError, get_entry
 
     registry, name = args.registry, args.name
     if Path(args.config).is_file():
@@ -32,6 +37,15 @@ def resolve_entry(args):
         data = load_config(args.config, args.overrides).data
         registry = registry or data.registry
         name = data.registry_entries.get(name, name)
+        if name == "auto":
+            if args.name not in AUTO_RELEASE:
+                raise RegistryError(f"{args.config}: data.registry_entries.{args.name}: auto is only known for "
+                                    f"{sorted(AUTO_RELEASE)}; name the registry entry")
+            name = args.name
+            if raw is not None and Path(raw).is_dir() and any(Path(raw).iterdir()):
+                import importlib
+                module, func = AUTO_RELEASE[args.name].split(":")
+                name = getattr(importlib.import_module(module), func)(raw)
     return get_entry(name, registry)
 
 

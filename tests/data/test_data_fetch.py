@@ -76,3 +76,43 @@ def test_config_redirects_registry_entry(tmp_path, capsys):
     rc = main(["fetch", "DDTI", "--config", str(cfg), "--set", "data.registry_entries.DDTI=DDTI_PRE",
                "--dest", str(tmp_path / "d")])
     assert rc == 3 and "cropped/, mask/ and diagnosis.csv" in capsys.readouterr().out
+
+
+def _layout(root: Path, kind: str) -> Path:
+    """An empty-file skeleton of one DDTI release's documented layout under `root`."""
+    if kind == "DDTI_PRE":
+        (root / "ddti" / "cropped").mkdir(parents=True)
+        (root / "ddti" / "mask").mkdir()
+        (root / "ddti" / "diagnosis.csv").write_text("1_1(1),4a,1\n")
+    elif kind == "DDTI_NEU":
+        for part in ("images/training", "annotations/training"):
+            (root / "DDTI" / part).mkdir(parents=True)
+    else:
+        root.mkdir(parents=True)
+        (root / "1.xml").write_text("<case/>")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["DDTI_PRE", "DDTI_NEU", "DDTI"])
+def test_auto_registry_entry_recognises_the_ddti_release(tmp_path, kind):
+    """`data.registry_entries: {DDTI: auto}` (config/real-cpu.yaml) picks the release whose
+    documented layout the raw folder holds. Mutation caught: detection returning one fixed
+    release, or resolve_entry ignoring `auto` (get_entry('auto') fails)."""
+    from argparse import Namespace
+
+    from come.commands.fetch import resolve_entry
+    cfg = Path(__file__).resolve().parents[2] / "config" / "real-cpu.yaml"
+    args = Namespace(name="DDTI", config=str(cfg), overrides=[], registry=None)
+    raw = _layout(tmp_path / "raw", kind)
+    assert resolve_entry(args, raw=raw).name == kind
+    assert resolve_entry(args).name == "DDTI"                  # nothing placed yet (come fetch)
+
+
+def test_auto_registry_entry_refuses_an_ambiguous_folder(tmp_path, capsys):
+    raw = _layout(tmp_path / "raw", "DDTI_PRE")
+    _layout(raw, "DDTI_NEU")
+    cfg = Path(__file__).resolve().parents[2] / "config" / "real-cpu.yaml"
+    rc = main(["convert", "DDTI", "--config", str(cfg), "--raw", str(raw), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1 and str(raw) in err and "several DDTI releases (DDTI_PRE, DDTI_NEU)" in err
+    assert not (tmp_path / "out").exists()

@@ -100,3 +100,13 @@ def test_ddti_conversion_is_reproducible(ddti, tmp_path):
         convert_dataset("DDTI_PRE", "ddti_preprocessed", "thyroid", raw, again, project_name="DDTI")
     for name in ("annotations.json", "quarantine.json", "DDTI.json"):
         assert (again / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_auto_release_recognises_the_preprocessed_ddti_copy():
+    """config/real-cpu.yaml says `DDTI: auto`: the shared copy must be recognised as DDTI_PRE
+    (and the BUS-BRA folder as no DDTI release at all)."""
+    from come.data.converters.base import LayoutError
+    from come.data.converters.ddti import detect_release
+    assert detect_release(_need("ddti")) == "DDTI_PRE"
+    with pytest.raises(LayoutError, match="no DDTI release"):
+        detect_release(_need("busbra"))

@@ -1,7 +1,7 @@
 """End to end on real data (issue 16): a small copy of ../shared/data (BUS-BRA and the DDTI
 preprocessed copy, 24 images each) placed under data/raw as the README says, then
 `snakemake all --configfile config/real-cpu.yaml`-style: fetch (manual, files present) ->
-convert (the rule passes the config, so `data.registry_entries: {DDTI: DDTI_PRE}` is honoured)
+convert (the rule passes the config, so `data.registry_entries: {DDTI: auto}` recognises DDTI_PRE)
 -> split -> merge -> train (2 steps) -> evaluate -> tables, with `data.datasets: auto`.
 
 Fails on the old code: the convert rule did not pass the config ("not a DDTI original layout"),

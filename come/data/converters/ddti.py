@@ -39,6 +39,34 @@ def ddti_case(stem: str) -> str:
     return m.group("case") if m else ""
 
 
+RELEASE_MARKERS = {"DDTI_PRE": ["cropped", "mask", "diagnosis.csv"], "DDTI_NEU": ["images", "annotations"]}
+
+
+def detect_release(raw: str | Path) -> str:
+    """Registry entry of the DDTI release placed in `raw` (`data.registry_entries: {DDTI: auto}`):
+    DDTI_PRE (cropped/, mask/, diagnosis.csv), DDTI_NEU (images/, annotations/) or DDTI (the
+    publisher's `<case>.xml` files), each in `raw` or up to two folders down. Raises LayoutError
+    naming the folder when none or several releases match."""
+    raw = Path(raw)
+    found = []
+    for name, markers in RELEASE_MARKERS.items():
+        try:
+            find_root(raw, markers, name)
+            found.append(name)
+        except LayoutError:
+            pass
+    levels = [raw] + [p for p in raw.iterdir() if p.is_dir()] if raw.is_dir() else []
+    levels += [q for p in levels[1:] for q in p.iterdir() if q.is_dir()]
+    if any(next(d.glob("*.xml"), None) for d in levels):
+        found.append("DDTI")
+    if len(found) != 1:
+        what = "no DDTI release" if not found else f"several DDTI releases ({', '.join(found)})"
+        raise LayoutError(f"{raw}: {what} found: expected exactly one of cropped/+mask/+diagnosis.csv "
+                          "(DDTI_PRE), images/+annotations/ (DDTI_NEU) or <case>.xml files (DDTI); "
+                          "or name the release in data.registry_entries")
+    return found[0]
+
+
 TIRADS_GRADES = ("2", "3", "4", "4a", "4b", "4c", "5", "none", "")   # documented values
 
 
