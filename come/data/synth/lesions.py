@@ -170,8 +170,12 @@ def apply_lesion(rng: np.random.Generator, tissue: TissueMap, lesion: Lesion) ->
     soft = 0.5 if not sh.malignant else 0.9
     weight = np.clip(0.5 - dist / (2 * soft), 0.0, 1.0)
     tex = np.exp(sh.texture * smooth_field(rng, (h, w), (1.2, 1.5))) if sh.texture > 0 else 1.0
-    local = tissue.echo if sh.kind in ("iso_halo",) else 1.0
-    target = (sh.echo if sh.kind != "cyst" else 0.0) * tex * local
+    if sh.kind == "iso_halo":                                  # follows the tissue texture
+        local = tissue.echo
+    else:                                                      # echo is relative to the surrounding tissue
+        around = (u > 1.0) & (u < 1.6)
+        local = float(np.median(tissue.echo[around])) if around.any() else 1.0
+    target = sh.echo * tex * local
     echo = tissue.echo * (1 - weight) + target * weight
     if sh.halo > 0:
         ring = (dist > 0) & (dist < sh.halo)
