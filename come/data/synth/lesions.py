@@ -8,6 +8,10 @@ margins, taller-than-wide, markedly hypoechoic and heterogeneous, high attenuati
 shadowing, microcalcifications (bright point scatterers), most often in thyroid. A minority
 are atypical (benign with indistinct margins and mild shadowing; circumscribed malignant).
 
+Size, height/width ratio and `echo` drawn here are drafts: generate.calibrated_shape replaces
+them with targets from the real reference (targets.py); `echo` is relative to the median of the
+tissue around the lesion (iso_halo: to the tissue itself, pixel by pixel).
+
 A shape is drawn in elliptical polar coordinates: a pixel at (rho, theta) is inside when
 rho <= R(theta) = 1 + sum_k a_k cos(k theta + phi_k) + sum_s A_s exp(-(dtheta_s / w_s)^2 / 2).
 """
@@ -33,7 +37,7 @@ class LesionShape:
     angle: float                   # rad
     harmonics: np.ndarray          # [K, 3] (order, amplitude, phase)
     spikes: np.ndarray             # [S, 3] (theta, amplitude, width)
-    echo: float                    # backscatter level (iso_halo: relative to the local tissue)
+    echo: float                    # backscatter relative to the surrounding tissue
     texture: float                 # log-std of internal heterogeneity
     atten_mult: float              # lesion attenuation / tissue attenuation
     halo: float = 0.0              # halo thickness (px); 0 = none

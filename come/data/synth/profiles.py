@@ -4,7 +4,14 @@ Each profile fixes what differs between the real collections: probe geometry (li
 convex/sector fan), point-spread function size, scatterer density, attenuation and TGC error,
 displayed dynamic range and gain, electronic noise, image size/aspect, video-like softness,
 speckle-reduction smoothing, the scanner overlays (text, ruler, depth marks, calipers, black
-frame/side bar) and the lesion scale. Values are chosen to be plausible, not measured.
+frame/side bar) and the lesion scale. Acquisition values are chosen to be plausible, not measured.
+Calibration against real data (targets.py, calibration_before.json): lesion size / aspect /
+contrast come from the real reference quantiles, so `lesion_scale` is now the source's field of
+view relative to its reference collection (breast 0.9-1.1 of the BUS-BRA frames; DDTI 1.0, a
+crop like the DDTI reference; TUD / TUS / TNSCUI 0.5-0.65: full frames, wider than the crops);
+BUSBRA is portrait like the real BUS-BRA frames (median 286 x 383 px); the speckle-reduction
+`smoothing` of the breast sources and TUD (0.6-0.8 px; DDTI 0.7 -> 1.0) brings the background
+speckle SNR of 8x8 patches from 4-6 up toward the real 7.7.
 """
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ class SourceProfile:
     text: bool = False               # scanner text labels
     ruler: str = ""                  # "" | "left" | "right": depth scale with tick marks
     caliper_prob: float = 0.0        # chance that a lesion carries "+" calipers
-    lesion_scale: float = 1.0        # multiplies the lesion size range
+    lesion_scale: float = 1.0        # field of view vs the reference collection: multiplies lesion sizes
     label_text: tuple[str, ...] = ()  # words drawn by the text overlay
 
 
