@@ -19,7 +19,7 @@ from come.config.schema import SynthConfig
 from .lesions import LesionShape, sample_shape, second_view
 from .profiles import SourceProfile, get_profile
 from .render import StageTimer, SynthSample, nominal_geometry, render_image
-from .targets import draw_target, echo_for_contrast, fit_shape
+from .targets import draw_target, fit_shape, source_echo_for_contrast
 
 LESION_SIZE_PER_100PX = {"breast": 14.0, "thyroid": 14.0}   # draft size; fit_shape sets the real one
 
@@ -95,7 +95,7 @@ def calibrated_shape(rng: np.random.Generator, prof: SourceProfile, image_size: 
     box_w = side * np.exp(-0.5 * t.aspect) * beam_per_img_x / unit
     box_h = side * np.exp(0.5 * t.aspect) * beam_per_img_y / unit
     fitted = fit_shape(shape, box_w, box_h)
-    return replace(fitted, echo=echo_for_contrast(t.contrast_db, prof.dynamic_range_db, prof.gamma))
+    return replace(fitted, echo=source_echo_for_contrast(prof, t.contrast_db))
 
 
 def render_planned(cfg: SynthConfig, name: str, plan: ImagePlan,

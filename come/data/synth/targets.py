@@ -14,8 +14,9 @@ statistic):
   lesions stay more often taller-than-wide);
 - contrast: the displayed lesion/ring contrast (dB of gray level) at u ~ Beta(1, 2) for
   malignant (darker), Beta(2, 1) for benign, U(0, 0.1) for cysts (darkest decile: anechoic
-  but with clutter); `echo_for_contrast` turns it into an echogenicity relative to the
-  surrounding tissue for the source's dynamic range and gray map.
+  but with clutter); `source_echo_for_contrast` turns it into an echogenicity relative to the
+  surrounding tissue through the source's own image chain (`display_curve`: dynamic range, gray
+  map, noise floor and the darker log-mean of sparse scatterers).
 `fit_shape` then scales the sampled shape (harmonics, spikes and rotation included) so that its
 bounding box has the target width and height. Nothing here looks at the rendered image: the
 measurement (`calibration.py`) stays independent of the generator.
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .lesions import LesionShape
+from .profiles import SourceProfile
 
 REFERENCE_FILE = Path(__file__).with_name("reference_stats.json")
 QUANTILES = np.linspace(0.0, 1.0, 201)
@@ -76,11 +78,45 @@ def draw_target(rng: np.random.Generator, organ: str, malignant: bool, kind: str
 def echo_for_contrast(contrast_db: float, dynamic_range_db: float, gamma: float, tissue_level: float = 0.62) -> float:
     """Echogenicity (backscatter power relative to the surrounding tissue) whose displayed gray
     level is `contrast_db` (20 log10 gray ratio) from tissue shown at `tissue_level` of the
-    dynamic range (physics.log_compress: gray = v ** gamma, v = (dB + 0.62 DR) / DR)."""
+    dynamic range, for the noiseless display map alone (physics.log_compress: gray = v ** gamma,
+    v = (dB + 0.62 DR) / DR). `source_echo_for_contrast` adds the speckle statistics."""
     gray_tissue = tissue_level ** gamma
     gray_lesion = gray_tissue * 10.0 ** (contrast_db / 20.0)
     v = min(gray_lesion, 1.0) ** (1.0 / gamma)
     return float(10.0 ** ((v - tissue_level) * dynamic_range_db / 10.0))
+
+
+CURVE_ECHO = np.logspace(-3.0, 0.6, 19)      # echo levels of the simulated display curve
+CURVE_SIZE = 48                              # px of each simulated homogeneous patch
+
+
+@functools.lru_cache(maxsize=16)
+def display_curve(prof: SourceProfile) -> np.ndarray:
+    """Mean displayed gray [len(CURVE_ECHO)] of homogeneous patches of each echo level through
+    the source's own image chain (scatterers, PSF, attenuation + TGC, noise, log compression,
+    display low-pass; seeded). Low echoes are darker than the display map alone predicts:
+    sparse scatterers and the noise floor change the mean of the log envelope."""
+    from scipy.ndimage import gaussian_filter
+
+    from .physics import beamform, envelope_db, log_compress, scatterer_field
+    from .render import DISPLAY_SIGMA
+    rng = np.random.default_rng(0)
+    n, res = CURVE_SIZE, prof.resolution
+    atten = np.full((n, n), prof.atten_db / n)
+    out = []
+    for e in CURVE_ECHO:
+        field = scatterer_field(rng, np.full((n, n), e), prof.density, prof.carrier / res)
+        env = envelope_db(rng, beamform(field, prof, res), atten, prof, prof.density, res)
+        out.append(gaussian_filter(log_compress(env, prof), DISPLAY_SIGMA * res)[4:-4, 4:-4].mean())
+    return np.maximum.accumulate(np.asarray(out))
+
+
+def source_echo_for_contrast(prof: SourceProfile, contrast_db: float) -> float:
+    """Echogenicity relative to echo-1 tissue displayed `contrast_db` darker/brighter in source
+    `prof` (inverse of `display_curve`, log-linear between its levels)."""
+    g = display_curve(prof)
+    target = float(np.interp(1.0, CURVE_ECHO, g)) * 10.0 ** (contrast_db / 20.0)
+    return float(10.0 ** np.interp(target, g, np.log10(CURVE_ECHO)))
 
 
 def shape_box(shape: LesionShape, n: int = 360) -> tuple[float, float]:
