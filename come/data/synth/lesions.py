@@ -155,6 +155,22 @@ def elliptic_radius(shape: LesionShape, h: int, w: int, cy: float, cx: float, sc
     return out
 
 
+def shape_box(shape: LesionShape, n: int = 360) -> tuple[float, float]:
+    """(width, height) of the bounding box of `shape` at scale 1, in its own units."""
+    theta = np.linspace(-np.pi, np.pi, n, endpoint=False)
+    radius = np.ones_like(theta)
+    for order, amp, phase in shape.harmonics:
+        radius += amp * np.cos(order * theta + phase)
+    for t0, amp, width in shape.spikes:
+        d = (theta - t0 + np.pi) % (2 * np.pi) - np.pi
+        radius += amp * np.exp(-0.5 * (d / width) ** 2)
+    radius = np.maximum(radius, 0.2)
+    a = shape.semi_major if shape.ratio <= 1 else shape.semi_major / shape.ratio
+    x, y = a * radius * np.cos(theta), a * shape.ratio * radius * np.sin(theta)
+    c, s = np.cos(shape.angle), np.sin(shape.angle)
+    return float(np.ptp(c * x - s * y)), float(np.ptp(s * x + c * y))
+
+
 def rasterize(lesion: Lesion, h: int, w: int) -> np.ndarray:
     """Fill and return lesion.mask [h, w] bool."""
     lesion.mask = elliptic_radius(lesion.shape, h, w, lesion.cy, lesion.cx, lesion.scale) <= 1.0
@@ -206,16 +222,24 @@ def apply_lesion(rng: np.random.Generator, tissue: TissueMap, lesion: Lesion) ->
 
 def place_lesions(rng: np.random.Generator, tissue: TissueMap, shapes: list[LesionShape],
                   tries: int = 30) -> list[Lesion]:
-    """Place each shape at an allowed centre without touching earlier lesions or the edges."""
+    """Place each shape at an allowed centre without touching earlier lesions or the edges;
+    centres are drawn where the shape's box fits, and the shape shrinks (x0.85) only after 5
+    failed tries at one size."""
     h, w = tissue.echo.shape
-    cand = np.flatnonzero(tissue.allowed.ravel())
-    if cand.size == 0:
-        cand = np.arange(h * w)
+    allowed = np.flatnonzero(tissue.allowed.ravel())
+    if allowed.size == 0:
+        allowed = np.arange(h * w)
     placed: list[Lesion] = []
     occupied = np.zeros((h, w), dtype=bool)
     for shape in shapes:
         scale = 1.0
+        bw, bh = shape_box(shape)
         for attempt in range(tries):
+            if attempt % 5 == 0:          # centres where the whole box fits (no bias towards small lesions)
+                ys, xs = np.divmod(allowed, w)
+                fit = ((xs >= 0.5 * bw * scale + 2) & (xs <= w - 0.5 * bw * scale - 3)
+                       & (ys >= 0.5 * bh * scale + 2) & (ys <= h - 0.5 * bh * scale - 3))
+                cand = allowed[fit] if fit.any() else allowed
             idx = int(cand[rng.integers(cand.size)])
             les = Lesion(shape=shape, cy=idx // w + 0.5, cx=idx % w + 0.5, scale=scale)
             mask = rasterize(les, h, w)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .lesions import LesionShape
+from .lesions import LesionShape, shape_box
 from .profiles import SourceProfile
 
 REFERENCE_FILE = Path(__file__).with_name("reference_stats.json")
@@ -117,22 +117,6 @@ def source_echo_for_contrast(prof: SourceProfile, contrast_db: float) -> float:
     g = display_curve(prof)
     target = float(np.interp(1.0, CURVE_ECHO, g)) * 10.0 ** (contrast_db / 20.0)
     return float(10.0 ** np.interp(target, g, np.log10(CURVE_ECHO)))
-
-
-def shape_box(shape: LesionShape, n: int = 360) -> tuple[float, float]:
-    """(width, height) of the bounding box of `shape` at scale 1, in its own units."""
-    theta = np.linspace(-np.pi, np.pi, n, endpoint=False)
-    radius = np.ones_like(theta)
-    for order, amp, phase in shape.harmonics:
-        radius += amp * np.cos(order * theta + phase)
-    for t0, amp, width in shape.spikes:
-        d = (theta - t0 + np.pi) % (2 * np.pi) - np.pi
-        radius += amp * np.exp(-0.5 * (d / width) ** 2)
-    radius = np.maximum(radius, 0.2)
-    a = shape.semi_major if shape.ratio <= 1 else shape.semi_major / shape.ratio
-    x, y = a * radius * np.cos(theta), a * shape.ratio * radius * np.sin(theta)
-    c, s = np.cos(shape.angle), np.sin(shape.angle)
-    return float(np.ptp(c * x - s * y)), float(np.ptp(s * x + c * y))
 
 
 def fit_shape(shape: LesionShape, box_w: float, box_h: float, iters: int = 6) -> LesionShape:
