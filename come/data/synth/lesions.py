@@ -145,26 +145,25 @@ def elliptic_radius(shape: LesionShape, h: int, w: int, cy: float, cx: float, sc
     b = a * shape.ratio
     ex, ey = xr / a, yr / b
     rho, theta = np.hypot(ex, ey), np.arctan2(ey, ex)
+    out[y0:y1, x0:x1] = rho / boundary_radius(shape, theta)
+    return out
+
+
+def boundary_radius(shape: LesionShape, theta: np.ndarray) -> np.ndarray:
+    """R(theta) of the margin (harmonics + spikes, floored at 0.2), same shape as theta."""
     radius = np.ones_like(theta)
     for order, amp, phase in shape.harmonics:
         radius += amp * np.cos(order * theta + phase)
     for t0, amp, width in shape.spikes:
         d = (theta - t0 + np.pi) % (2 * np.pi) - np.pi
         radius += amp * np.exp(-0.5 * (d / width) ** 2)
-    out[y0:y1, x0:x1] = rho / np.maximum(radius, 0.2)
-    return out
+    return np.maximum(radius, 0.2)
 
 
 def shape_box(shape: LesionShape, n: int = 360) -> tuple[float, float]:
     """(width, height) of the bounding box of `shape` at scale 1, in its own units."""
     theta = np.linspace(-np.pi, np.pi, n, endpoint=False)
-    radius = np.ones_like(theta)
-    for order, amp, phase in shape.harmonics:
-        radius += amp * np.cos(order * theta + phase)
-    for t0, amp, width in shape.spikes:
-        d = (theta - t0 + np.pi) % (2 * np.pi) - np.pi
-        radius += amp * np.exp(-0.5 * (d / width) ** 2)
-    radius = np.maximum(radius, 0.2)
+    radius = boundary_radius(shape, theta)
     a = shape.semi_major if shape.ratio <= 1 else shape.semi_major / shape.ratio
     x, y = a * radius * np.cos(theta), a * shape.ratio * radius * np.sin(theta)
     c, s = np.cos(shape.angle), np.sin(shape.angle)
