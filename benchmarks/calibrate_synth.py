@@ -5,7 +5,8 @@
     python benchmarks/calibrate_synth.py --real /tmp/real [--synth results/data] [--write]
 
 Prints, per organ, the real statistics (BUS-BRA: breast, DDTI crops: thyroid) and, with --synth,
-every synthetic source's distance to its organ's reference (come.data.synth.calibration);
+every synthetic source's distance to its organ's reference (come.data.synth.calibration) beside
+its distance before calibration (come/data/synth/calibration_before.json, measured at 49b3986);
 --write stores the reference quantiles in come/data/synth/reference_stats.json (what the data
 cards of the embedded benchmark compare against; a user's machine has no real data).
 """
@@ -44,11 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         cal.REFERENCE_FILE.write_text(text + "\n")
         print(f"wrote {cal.REFERENCE_FILE}")
     if args.synth:
+        before = cal.load_before()
         for ds, organ in ORGAN_OF.items():
             coco_path = Path(args.synth) / ds / "annotations.json"
             if coco_path.is_file():
                 d = cal.distance(real[organ], cal.image_stats(load_coco(coco_path), args.synth, 40))
-                print(f"{ds:7s} vs {REAL[organ][0]}: {json.dumps(d)}")
+                b = before.get(ds, {})
+                print(f"{ds:7s} vs {REAL[organ][0]} (before -> now): "
+                      + ", ".join(f"{k} {b.get(k, float('nan')):.3f} -> {v:.3f}" for k, v in d.items()))
     return 0
 
 

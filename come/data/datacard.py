@@ -2,8 +2,8 @@
 
 Counts, class balance, image sizes, boxes per image, box-size distribution and the quarantined
 files read from `quarantine.json` beside the annotations (when present). A synthetic source's card
-also carries `calibration`: its lesion/speckle statistics and their distance to the real reference
-of its organ (`come.data.synth.calibration`).
+also carries `calibration`: its lesion/speckle statistics, their distance to the real reference
+of its organ and the distance before calibration (`come.data.synth.calibration`).
 """
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ def write_datacard(annotations: str | Path, out_dir: str | Path, name: str | Non
     info = coco.get("info") or {}
     if info.get("synthetic") and info.get("organ"):   # distance to the real reference (BUS-BRA / DDTI)
         from come.data.synth.calibration import calibration_card
-        card["calibration"] = calibration_card(coco, annotations.parent.parent, info["organ"])
+        card["calibration"] = calibration_card(coco, annotations.parent.parent, info["organ"],
+                                               name=card["dataset"])
     out_dir = Path(out_dir)
     write_json(out_dir / f"{card['dataset']}.json", card)
     plot_datacard(card, coco, out_dir / f"{card['dataset']}.png")

@@ -10,6 +10,8 @@
   envelope, higher after log compression).
 `distance(real, synth)`: per statistic, the 1-D Wasserstein distance divided by the real
 statistic's interquartile range (scale-free; 0 = same distribution), and their mean.
+`calibration_card` (data cards) shows it beside `distance_before`, the figure of the same source
+before the generator drew its lesions from the reference (calibration_before.json, see targets.py).
 Gray levels are 0-255 of the first channel of `come.data.transforms.load_image`.
 """
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from come.data.transforms import load_image
+
+from .targets import QUANTILES, REFERENCE_FILE, load_reference  # noqa: F401  (re-exported)
 
 STATS = ("box_w_rel", "box_h_rel", "box_aspect", "contrast_db", "speckle_snr")
 PATCH = 8
@@ -122,8 +126,7 @@ def summary(stats: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
             for k, v in stats.items() if v.size}
 
 
-REFERENCE_FILE = Path(__file__).with_name("reference_stats.json")
-QUANTILES = np.linspace(0.0, 1.0, 201)
+BEFORE_FILE = Path(__file__).with_name("calibration_before.json")
 
 
 def reference_entry(stats: dict[str, np.ndarray], source: str) -> dict:
@@ -133,19 +136,25 @@ def reference_entry(stats: dict[str, np.ndarray], source: str) -> dict:
                           for k, v in stats.items() if v.size}}
 
 
-def load_reference(path: Path = REFERENCE_FILE) -> dict[str, dict]:
-    """organ -> reference entry (measured on real data by benchmarks/calibrate_synth.py)."""
+def load_before(path: Path = BEFORE_FILE) -> dict[str, dict]:
+    """source -> per-statistic distance measured before the generator was calibrated
+    (calibration_before.json: commit and commands inside)."""
     import json
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: calibration reference missing (benchmarks/calibrate_synth.py writes it)")
-    return json.loads(path.read_text())["organs"]
+        raise FileNotFoundError(f"{path}: the pre-calibration distances are missing")
+    return {k: v["distance_w1_over_iqr"] for k, v in json.loads(path.read_text())["sources"].items()}
 
 
-def calibration_card(coco: dict, root: str | Path, organ: str, max_images: int = 40) -> dict:
-    """Data-card block of a synthetic source: its statistics and its distance to the real
-    reference of its organ (BUS-BRA for breast, DDTI for thyroid)."""
+def calibration_card(coco: dict, root: str | Path, organ: str, max_images: int = 40, name: str | None = None) -> dict:
+    """Data-card block of a synthetic source: its statistics, their distance to the real
+    reference of its organ (BUS-BRA for breast, DDTI for thyroid) and, for one of the 8 sources
+    (`name`), the distance before calibration (`distance_before`)."""
     ref = load_reference()[organ]
     stats = image_stats(coco, root, max_images)
     real = {k: np.asarray(v, dtype=float) for k, v in ref["quantiles"].items()}
-    return {"reference": ref["source"], "statistics": summary(stats),
+    card = {"reference": ref["source"], "statistics": summary(stats),
             "reference_statistics": summary(real), "distance_w1_over_iqr": distance(real, stats)}
+    before = load_before().get(name or "")
+    if before is not None:
+        card["distance_before"] = before
+    return card

@@ -9,7 +9,7 @@ matters for splits.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import numpy as np
@@ -17,10 +17,11 @@ import numpy as np
 from come.config.schema import SynthConfig
 
 from .lesions import LesionShape, sample_shape, second_view
-from .profiles import get_profile
-from .render import StageTimer, SynthSample, render_image
+from .profiles import SourceProfile, get_profile
+from .render import StageTimer, SynthSample, nominal_geometry, render_image
+from .targets import draw_target, fit_shape, source_echo_for_contrast
 
-LESION_SIZE_PER_100PX = {"breast": 14.0, "thyroid": 14.0}   # typical semi-major axis per 100 px
+LESION_SIZE_PER_100PX = {"breast": 14.0, "thyroid": 14.0}   # draft size; fit_shape sets the real one
 
 
 @dataclass
@@ -66,18 +67,35 @@ def plan_source(cfg: SynthConfig, name: str, n_images: int | None = None) -> lis
 
 
 def patient_shapes(cfg: SynthConfig, name: str, plan: ImagePlan) -> list[LesionShape]:
-    """The patient's lesion shapes (shared by both of its images), in 100-px units."""
+    """The patient's lesion shapes (shared by both of its images), in 100-px units: kind and
+    margin from `sample_shape`, box size / aspect / contrast from the real reference
+    (`targets.draw_target`, own random stream)."""
     prof = get_profile(name)
     rng = rng_for(cfg.seed, name, 2, plan.patient)
+    trng = rng_for(cfg.seed, name, 4, plan.patient)
     size = LESION_SIZE_PER_100PX[prof.organ]
+    malignant = plan.pathology == "malignant"
     shapes = []
     for k in range(plan.n_lesions):
-        s = sample_shape(rng, prof.organ, plan.pathology == "malignant", size * (1.0 if k == 0 else 0.7))
-        shapes.append(s)
+        s = sample_shape(rng, prof.organ, malignant, size * (1.0 if k == 0 else 0.7))
+        shapes.append(calibrated_shape(trng, prof, cfg.image_size, s, second=k > 0))
     if plan.view == 1:
         vrng = rng_for(cfg.seed, name, 3, plan.patient)
         shapes = [second_view(vrng, s) for s in shapes]
     return shapes
+
+
+def calibrated_shape(rng: np.random.Generator, prof: SourceProfile, image_size: int, shape: LesionShape,
+                     second: bool = False) -> LesionShape:
+    """`shape` resized (box width / height, 100-px units of the nominal beam grid) and given the
+    echogenicity of a lesion target drawn from the organ's real reference."""
+    t = draw_target(rng, prof.organ, shape.malignant, shape.kind, second)
+    ch, cw, beam_per_img_y, beam_per_img_x, unit = nominal_geometry(prof, image_size)
+    side = t.side_rel * np.sqrt(ch * cw)
+    box_w = side * np.exp(-0.5 * t.aspect) * beam_per_img_x / unit
+    box_h = side * np.exp(0.5 * t.aspect) * beam_per_img_y / unit
+    fitted = fit_shape(shape, box_w, box_h)
+    return replace(fitted, echo=source_echo_for_contrast(prof, t.contrast_db))
 
 
 def render_planned(cfg: SynthConfig, name: str, plan: ImagePlan,

@@ -8,6 +8,10 @@ margins, taller-than-wide, markedly hypoechoic and heterogeneous, high attenuati
 shadowing, microcalcifications (bright point scatterers), most often in thyroid. A minority
 are atypical (benign with indistinct margins and mild shadowing; circumscribed malignant).
 
+Size, height/width ratio and `echo` drawn here are drafts: generate.calibrated_shape replaces
+them with targets from the real reference (targets.py); `echo` is relative to the median of the
+tissue around the lesion (iso_halo: to the tissue itself, pixel by pixel).
+
 A shape is drawn in elliptical polar coordinates: a pixel at (rho, theta) is inside when
 rho <= R(theta) = 1 + sum_k a_k cos(k theta + phi_k) + sum_s A_s exp(-(dtheta_s / w_s)^2 / 2).
 """
@@ -33,7 +37,7 @@ class LesionShape:
     angle: float                   # rad
     harmonics: np.ndarray          # [K, 3] (order, amplitude, phase)
     spikes: np.ndarray             # [S, 3] (theta, amplitude, width)
-    echo: float                    # backscatter level (iso_halo: relative to the local tissue)
+    echo: float                    # backscatter relative to the surrounding tissue
     texture: float                 # log-std of internal heterogeneity
     atten_mult: float              # lesion attenuation / tissue attenuation
     halo: float = 0.0              # halo thickness (px); 0 = none
@@ -141,14 +145,29 @@ def elliptic_radius(shape: LesionShape, h: int, w: int, cy: float, cx: float, sc
     b = a * shape.ratio
     ex, ey = xr / a, yr / b
     rho, theta = np.hypot(ex, ey), np.arctan2(ey, ex)
+    out[y0:y1, x0:x1] = rho / boundary_radius(shape, theta)
+    return out
+
+
+def boundary_radius(shape: LesionShape, theta: np.ndarray) -> np.ndarray:
+    """R(theta) of the margin (harmonics + spikes, floored at 0.2), same shape as theta."""
     radius = np.ones_like(theta)
     for order, amp, phase in shape.harmonics:
         radius += amp * np.cos(order * theta + phase)
     for t0, amp, width in shape.spikes:
         d = (theta - t0 + np.pi) % (2 * np.pi) - np.pi
         radius += amp * np.exp(-0.5 * (d / width) ** 2)
-    out[y0:y1, x0:x1] = rho / np.maximum(radius, 0.2)
-    return out
+    return np.maximum(radius, 0.2)
+
+
+def shape_box(shape: LesionShape, n: int = 360) -> tuple[float, float]:
+    """(width, height) of the bounding box of `shape` at scale 1, in its own units."""
+    theta = np.linspace(-np.pi, np.pi, n, endpoint=False)
+    radius = boundary_radius(shape, theta)
+    a = shape.semi_major if shape.ratio <= 1 else shape.semi_major / shape.ratio
+    x, y = a * radius * np.cos(theta), a * shape.ratio * radius * np.sin(theta)
+    c, s = np.cos(shape.angle), np.sin(shape.angle)
+    return float(np.ptp(c * x - s * y)), float(np.ptp(s * x + c * y))
 
 
 def rasterize(lesion: Lesion, h: int, w: int) -> np.ndarray:
@@ -170,8 +189,12 @@ def apply_lesion(rng: np.random.Generator, tissue: TissueMap, lesion: Lesion) ->
     soft = 0.5 if not sh.malignant else 0.9
     weight = np.clip(0.5 - dist / (2 * soft), 0.0, 1.0)
     tex = np.exp(sh.texture * smooth_field(rng, (h, w), (1.2, 1.5))) if sh.texture > 0 else 1.0
-    local = tissue.echo if sh.kind in ("iso_halo",) else 1.0
-    target = (sh.echo if sh.kind != "cyst" else 0.0) * tex * local
+    if sh.kind == "iso_halo":                                  # follows the tissue texture
+        local = tissue.echo
+    else:                                                      # echo is relative to the surrounding tissue
+        around = (u > 1.0) & (u < 1.6)
+        local = float(np.median(tissue.echo[around])) if around.any() else 1.0
+    target = sh.echo * tex * local
     echo = tissue.echo * (1 - weight) + target * weight
     if sh.halo > 0:
         ring = (dist > 0) & (dist < sh.halo)
@@ -198,16 +221,24 @@ def apply_lesion(rng: np.random.Generator, tissue: TissueMap, lesion: Lesion) ->
 
 def place_lesions(rng: np.random.Generator, tissue: TissueMap, shapes: list[LesionShape],
                   tries: int = 30) -> list[Lesion]:
-    """Place each shape at an allowed centre without touching earlier lesions or the edges."""
+    """Place each shape at an allowed centre without touching earlier lesions or the edges;
+    centres are drawn where the shape's box fits, and the shape shrinks (x0.85) only after 5
+    failed tries at one size."""
     h, w = tissue.echo.shape
-    cand = np.flatnonzero(tissue.allowed.ravel())
-    if cand.size == 0:
-        cand = np.arange(h * w)
+    allowed = np.flatnonzero(tissue.allowed.ravel())
+    if allowed.size == 0:
+        allowed = np.arange(h * w)
     placed: list[Lesion] = []
     occupied = np.zeros((h, w), dtype=bool)
     for shape in shapes:
         scale = 1.0
+        bw, bh = shape_box(shape)
         for attempt in range(tries):
+            if attempt % 5 == 0:          # centres where the whole box fits (no bias towards small lesions)
+                ys, xs = np.divmod(allowed, w)
+                fit = ((xs >= 0.5 * bw * scale + 2) & (xs <= w - 0.5 * bw * scale - 3)
+                       & (ys >= 0.5 * bh * scale + 2) & (ys <= h - 0.5 * bh * scale - 3))
+                cand = allowed[fit] if fit.any() else allowed
             idx = int(cand[rng.integers(cand.size)])
             les = Lesion(shape=shape, cy=idx // w + 0.5, cx=idx % w + 0.5, scale=scale)
             mask = rasterize(les, h, w)

@@ -19,7 +19,7 @@ from scipy import ndimage
 from come.data.coco import bbox_from_mask
 
 from . import overlays
-from .geometry import beam_grid_size, frame_pads, pad_frame, scan_geometry
+from .geometry import beam_grid_size, fan_params, frame_pads, pad_frame, scan_geometry
 from .lesions import LesionShape, apply_lesion, place_lesions
 from .physics import beamform, envelope_db, log_compress, scatterer_field, to_uint8
 from .profiles import SourceProfile
@@ -27,6 +27,7 @@ from .tissue import build_tissue
 
 
 GAIN_JITTER_DB = 2.0  # per-image operator gain / TGC adjustment
+LESION_DEPTH = 0.4    # typical lesion depth (fraction of the scan depth): fan lateral scale for lesion sizes
 DISPLAY_SIGMA = 0.6   # display-resampling low-pass on the log image (beam px): no 1-px speckle holes
 
 
@@ -73,6 +74,21 @@ def canvas_size(prof: SourceProfile, image_size: int, rng: np.random.Generator) 
         h *= 1.0 + rng.uniform(-prof.size_jitter, prof.size_jitter)
         w *= 1.0 + rng.uniform(-prof.size_jitter, prof.size_jitter)
     return max(32, int(round(h))), max(32, int(round(w)))
+
+
+def nominal_geometry(prof: SourceProfile, image_size: int) -> tuple[int, int, float, float, float]:
+    """(canvas H, canvas W, beam rows per image px, beam columns per image px, beam px per
+    100-px lesion unit) of the source without per-image jitter (side bar at its mean width)."""
+    ch, cw = canvas_size(replace(prof, size_jitter=0.0), image_size, np.random.default_rng(0))
+    t, b, l, r = (int(round(f * s)) for f, s in zip(prof.frame, (ch, ch, cw, cw)))
+    r += int(round(prof.side_bar * cw))
+    sh, sw = ch - t - b, cw - l - r
+    hb, wb = beam_grid_size(prof, sh, sw)
+    per_x = wb / sw
+    if prof.probe != "linear":               # a beam column spans r * dphi: px per column at the lesions' depth
+        r0, depth, theta = fan_params(prof, sh, sw)
+        per_x = wb / (2.0 * theta * (r0 + LESION_DEPTH * depth))
+    return ch, cw, hb / sh, per_x, min(hb, wb) / 100.0
 
 
 def render_image(prof: SourceProfile, image_size: int, shapes: list[LesionShape], pathology: str,
