@@ -20,7 +20,8 @@ class OverlapWarning(UserWarning):
 
 def overlap_notes(datasets: list[str], splits_root: str | Path | None = None) -> list[str]:
     """One note per derived/original pair present in `datasets` (says whether the derived
-    dataset's split was aligned to the original's, see `come.data.splits.align_split`)."""
+    dataset's split was aligned to the original's, see `come.data.splits.align_split`); none
+    for the synthetic stand-ins (their split info says `synthetic`), which share no patients."""
     notes = []
     for derived, original, why in DERIVED:
         if derived in datasets and original in datasets:
@@ -28,6 +29,8 @@ def overlap_notes(datasets: list[str], splits_root: str | Path | None = None) ->
             if splits_root is not None:
                 path = Path(splits_root) / derived / "test.json"
                 info = load_coco(path).get("info", {}) if path.is_file() else {}
+                if info.get("synthetic"):        # the embedded stand-ins share no patients
+                    continue
                 aligned = (f"; its split is aligned to {original}'s by {info['aligned_by']}"
                            if info.get("aligned_by") else "; its split is NOT aligned (no case key in its files)")
             notes.append(f"{derived} and {original} share patients ({why}): cross-dataset patient "

@@ -74,3 +74,21 @@ def test_tus_split_follows_ddti_by_case_and_merge_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", OverlapWarning)
         merge_splits(splits, ["DDTI"], tmp_path / "merged_ddti")  # no TUS, no warning
+
+
+def test_synthetic_stand_ins_get_no_overlap_warning(tmp_path):
+    """The embedded benchmark's TUS and DDTI are generated independently: merging them must not
+    claim shared patients (it did, in every `make demo` log). Mutation caught: the `synthetic`
+    check removed from `overlap_notes`."""
+    splits = tmp_path / "splits"
+    for ds in ("DDTI", "TUS"):
+        _coco(tmp_path / f"{ds}.json", ds, ["1", "2", "3", "4"])
+        write_split(tmp_path / f"{ds}.json", splits / ds, seed=0, test_fraction=0.5)
+        for part in ("train", "test"):                      # what `come synth` + split record
+            coco = load_coco(splits / ds / f"{part}.json")
+            coco["info"]["synthetic"] = True
+            write_json(splits / ds / f"{part}.json", coco)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OverlapWarning)
+        merge_splits(splits, ["DDTI", "TUS"], tmp_path / "merged")
+    assert "overlap" not in load_coco(tmp_path / "merged" / "test.json")["info"]
