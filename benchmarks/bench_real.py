@@ -98,7 +98,9 @@ def prepare(work: Path, data: Path) -> None:
 
 
 def prepare_experts(work: Path, cfg: Path, sets: list[str], timing: dict) -> None:
-    """Prompts, the semantic expert (corpus pretraining + fine-tuning) and the structure expert."""
+    """Prompts, the semantic expert (corpus pretraining + fine-tuning on the BUS-BRA + DDTI
+    training set, `come.experts.trainset`) and the structure expert."""
+    from come.experts.trainset import semantic_dir
     exp, merged = work / "results" / "experts", work / "splits" / "merged" / "all"
     prompts = work / "results" / "prompts" / "train.jsonl"
     if not prompts.is_file():
@@ -107,9 +109,10 @@ def prepare_experts(work: Path, cfg: Path, sets: list[str], timing: dict) -> Non
     if not (exp / "semantic_pretrain" / "clip.pt").is_file():
         come(["pretrain-semantic", "--config", str(cfg), *sets, "--out", str(exp / "semantic_pretrain")],
              work / "logs" / "pretrain_semantic.log", timing, "experts")
-    if not (exp / "semantic" / "encoder.pt").is_file():
+    semantic = semantic_dir(exp, ["BUSBRA", "DDTI"])     # per training set, where COME runs look
+    if not (semantic / "encoder.pt").is_file():
         come(["finetune-semantic", "--config", str(cfg), *sets, "--prompts", str(prompts), "--test",
-              str(merged / "test.json"), "--out", str(exp / "semantic"), "--init",
+              str(merged / "test.json"), "--out", str(semantic), "--init",
               str(exp / "semantic_pretrain" / "clip.pt")], work / "logs" / "finetune_semantic.log", timing, "experts")
     if not (exp / "structure" / "encoder.pt").is_file():
         come(["pretrain-structure", "--config", str(cfg), *sets, "--train", str(merged / "train.json"),
