@@ -21,7 +21,7 @@ def configure(parser) -> None:
                         help="accept a file:// URL (a local mirror); by default only http(s)")
 
 
-AUTO_RELEASE = {"DDTI": "come.data.converters.ddti:detect_release"}   # datasets with several releases
+AUTO_RELEASE = ("DDTI",)   # datasets whose release `auto` recognises (come.data.converters.ddti)
 
 
 def resolve_entry(args, raw: str | Path | None = None):
@@ -43,9 +43,8 @@ def resolve_entry(args, raw: str | Path | None = None):
                                     f"{sorted(AUTO_RELEASE)}; name the registry entry")
             name = args.name
             if raw is not None and Path(raw).is_dir() and any(Path(raw).iterdir()):
-                import importlib
-                module, func = AUTO_RELEASE[args.name].split(":")
-                name = getattr(importlib.import_module(module), func)(raw)
+                from come.data.converters.ddti import detect_release
+                name = detect_release(raw)
     return get_entry(name, registry)
 
 

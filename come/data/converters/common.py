@@ -9,14 +9,19 @@ from pathlib import Path
 from come.data.converters.base import ConvertContext, LayoutError, read_text, safe_name
 
 
+def candidate_roots(raw: Path) -> list[Path]:
+    """`raw` and its folders up to two levels down, where a release's files may sit."""
+    raw = Path(raw)
+    candidates = [raw] + sorted(p for p in raw.iterdir() if p.is_dir())
+    return candidates + sorted(q for p in candidates[1:] for q in p.iterdir() if q.is_dir())
+
+
 def find_root(raw: Path, markers: list[str], dataset: str) -> Path:
     """The folder under `raw` (itself or up to two levels down) holding every marker path."""
     raw = Path(raw)
     if not raw.is_dir():
         raise LayoutError(f"{raw}: raw folder of {dataset} does not exist")
-    candidates = [raw] + sorted(p for p in raw.iterdir() if p.is_dir())
-    candidates += sorted(q for p in candidates[1:] for q in p.iterdir() if q.is_dir())
-    for cand in candidates:
+    for cand in candidate_roots(raw):
         if all((cand / m).exists() for m in markers):
             return cand
     raise LayoutError(f"{raw}: not a {dataset} layout: expected {markers} in it or in a sub-folder")

@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from come.data.converters.base import ConvertContext, LayoutError, list_images, read_text
-from come.data.converters.common import find_root
+from come.data.converters.common import candidate_roots, find_root
 
 _CROP = re.compile(r"^(?P<frame>.+?)\((?P<k>\d+)\)$")
 _CASE = re.compile(r"^(?P<case>\d+)_(?P<n>\d+)")       # DDTI's `<case>_<n>` image names
@@ -55,9 +55,7 @@ def detect_release(raw: str | Path) -> str:
             found.append(name)
         except LayoutError:
             pass
-    levels = [raw] + [p for p in raw.iterdir() if p.is_dir()] if raw.is_dir() else []
-    levels += [q for p in levels[1:] for q in p.iterdir() if q.is_dir()]
-    if any(next(d.glob("*.xml"), None) for d in levels):
+    if raw.is_dir() and any(next(d.glob("*.xml"), None) for d in candidate_roots(raw)):
         found.append("DDTI")
     if len(found) != 1:
         what = "no DDTI release" if not found else f"several DDTI releases ({', '.join(found)})"
