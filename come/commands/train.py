@@ -8,7 +8,7 @@ config file plus the --set overrides (run.id, when left at "default", becomes th
 second interpreter, torch import and model build per run), the run is evaluated exactly as
 `come evaluate` does: predictions/<DS>.json, metrics.json, qualitative.png, routing statistics.
 --no-eval skips that step. Before training, a checkpoint written
-under another config (`train.signature` differs) moves to `checkpoints.stale/` and temp files of
+under another config, train split or expert (`train.signature` differs) moves to `checkpoints.stale/` and temp files of
 an interrupted save are removed (`come.engine.rundir`), whoever runs the command.
 """
 from __future__ import annotations
@@ -39,15 +39,16 @@ def build_run_config(config: str, run_id: str | None, overrides: list[str]):
 
 
 def run(args) -> int:
-    from come.engine.rundir import config_signature, is_rank_zero, prepare_run_dir, wait_for_signature
+    from come.engine.rundir import (is_rank_zero, legacy_config_signature, prepare_run_dir, run_signature,
+                                    wait_for_signature)
     from come.engine.train import train
 
     cfg = build_run_config(args.config, args.run, args.overrides)
     if not args.run and cfg.run.id == "default":
         cfg.run.id = Path(args.out).resolve().name
-    signature = config_signature(cfg)
+    signature = run_signature(cfg)
     if is_rank_zero():
-        prepare_run_dir(args.out, signature, epochs=cfg.train.epochs)
+        prepare_run_dir(args.out, signature, epochs=cfg.train.epochs, adopt=(legacy_config_signature(cfg),))
     else:
         wait_for_signature(args.out, signature)
     from come.baselines import evaluate_baseline, is_baseline, train_baseline

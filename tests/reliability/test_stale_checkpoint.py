@@ -9,7 +9,8 @@ from pathlib import Path
 from come.cli import main
 from come.config import load_config
 from come.engine.checkpoint import load_checkpoint
-from come.engine.rundir import STALE_DIR, config_signature, prepare_run_dir
+from come.engine.rundir import (STALE_DIR, config_signature, legacy_config_signature, prepare_run_dir,
+                                run_signature, training_inputs)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def test_changed_config_sets_the_checkpoint_aside(setup):
     assert stale["step"] == first["step"] and (run / STALE_DIR / "train_log.jsonl").is_file()
     steps = [json.loads(x)["step"] for x in (run / "train_log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]                                      # trained from scratch
-    assert (run / "train.signature").read_text().strip() == config_signature(
+    assert (run / "train.signature").read_text().strip() == run_signature(
         load_config(cfg, ["train.lr=0.002", f"run.id={run.name}"]))
 
 
@@ -95,3 +96,59 @@ def test_signature_epochs_rule():
     plan = Plan.build(REPO / "config" / "tiny.yaml")
     rid = plan.run_ids[0]
     assert plan.run_signature(rid).endswith(f"-{plan.configs[rid].train.epochs}ep")
+
+
+def _steps(run: Path) -> list[int]:
+    return [json.loads(x)["step"] for x in (run / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_moved_data_resumes_changed_data_starts_afresh(setup, tmp_path):
+    """A 42-hour real-data grid must survive a moved data folder or a registry alias, and must
+    not continue a model on data that changed under the same config. Mutations caught: the
+    location keys back in `config_signature` (the moved copy then retrained from step 1), or
+    `inputs_signature` dropped from `run_signature` (the edited split then resumed the model
+    trained on the old boxes)."""
+    import shutil
+    cfg, run, _ = setup
+    train = ["train", "--config", str(cfg), "--out", str(run), "--no-eval"]
+    assert main(train) == 0
+    c0 = load_config(cfg)
+    moved = tmp_path / "moved_splits"
+    shutil.copytree(c0.data.splits_root, moved)
+    relocate = ["--set", f"data.splits_root={moved}", "--set", "data.registry_entries={DDTI: DDTI_PRE}",
+                "--set", "data.raw_root=elsewhere/raw", "--set", "train.epochs=4"]
+    assert main(train + relocate) == 0
+    assert not (run / STALE_DIR).exists() and _steps(run) == [1, 2, 3, 4]   # resumed
+    split = moved / "BUSI" / "train.json"
+    coco = json.loads(split.read_text())
+    coco["annotations"] = coco["annotations"][1:]                          # one box fewer
+    split.write_text(json.dumps(coco))
+    assert main(train + relocate) == 0
+    assert load_checkpoint(run / STALE_DIR / "last.pt")["epoch"] == 4
+    assert _steps(run) == [1, 2, 3, 4]                                     # retrained from step 1
+
+
+def test_training_inputs_name_splits_and_the_run_s_experts():
+    cfg = load_config(REPO / "config" / "config.yaml",
+                      ["model.ffn.type=come", "run.train_datasets=[BUSI, BUV]"])
+    names = [str(p) for p in training_inputs(cfg)]
+    assert names[:2] == [f"{cfg.data.splits_root}/BUSI/train.json", f"{cfg.data.splits_root}/BUV/train.json"]
+    assert names[2] == f"{cfg.experts.root}/structure/encoder.pt"
+    assert names[3].startswith(f"{cfg.experts.root}/trainset/") and names[3].endswith("semantic/encoder.pt")
+    dino = load_config(REPO / "config" / "config.yaml", ["run.train_datasets=[BUSI]"])
+    assert [p.name for p in training_inputs(dino)] == ["train.json"]
+
+
+def test_a_folder_of_the_older_scheme_is_adopted(tmp_path):
+    """Upgrading must not set aside every finished run: a `train.signature` written by the
+    config-text scheme is adopted when it matches the run's config under that scheme."""
+    cfg = load_config(REPO / "config" / "config.yaml")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"finished")
+    (run / "train.signature").write_text(legacy_config_signature(cfg) + "\n")
+    assert prepare_run_dir(run, "new-scheme", adopt=(legacy_config_signature(cfg),)) is False
+    assert (run / "checkpoints" / "last.pt").read_bytes() == b"finished"
+    assert (run / "train.signature").read_text().strip() == "new-scheme"
+    (run / "train.signature").write_text("someotherconfig\n")
+    assert prepare_run_dir(run, "new-scheme", adopt=(legacy_config_signature(cfg),)) is True
