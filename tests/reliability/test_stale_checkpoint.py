@@ -152,3 +152,17 @@ def test_a_folder_of_the_older_scheme_is_adopted(tmp_path):
     assert (run / "train.signature").read_text().strip() == "new-scheme"
     (run / "train.signature").write_text("someotherconfig\n")
     assert prepare_run_dir(run, "new-scheme", adopt=(legacy_config_signature(cfg),)) is True
+
+
+def test_one_more_dataset_leaves_the_other_runs_signatures():
+    """`datasets: auto` finding one more dataset must not re-run the grid (Snakemake's param is
+    `Plan.run_signature`). Mutation caught: `data.datasets` back in the signature."""
+    from come.workflow.plan import Plan
+    few = Plan.build(REPO / "config" / "tiny.yaml")
+    rid = few.run_ids[0]
+    datasets = few.cfg.data.datasets if isinstance(few.cfg.data.datasets, list) else []
+    assert datasets, "tiny.yaml lists its datasets"
+    cfg = few.configs[rid]
+    more = load_config(REPO / "config" / "tiny.yaml", [f"data.datasets=[{', '.join(datasets + ['TUS'])}]"])
+    more.run = cfg.run
+    assert config_signature(more) == config_signature(cfg)
