@@ -42,6 +42,8 @@ def run(args) -> int:
             {"claim": c.claim.text, "a": c.claim.a, "b": list(c.claim.b), "kind": c.claim.kind,
              "metric": c.claim.metric, "diff": c.diff, "ci95": [c.lo, c.hi], "seeds": c.seeds,
              "paper_diff": c.paper_diff, "verdict": c.verdict, "note": c.note} for c in found])
+    from come.reports.lowcells import low_cells_markdown
+    claims = (claims or []) + low_cells_markdown(runs)      # under the claims table: why cells are low
     text = build_index(results, Path(args.tables or results / "tables"), Path(args.figures or results / "figures"),
                        paper_layouts(cfg.paper_tables), runs,
                        args.config, yaml.safe_dump(to_dict(cfg), sort_keys=True), experts=Path(cfg.experts.root),

@@ -32,6 +32,7 @@ class RunInfo:
     train_datasets: list[str] = field(default_factory=list)
     class_mode: str = "lesion"
     config: dict = field(default_factory=dict)
+    checkpoint: dict = field(default_factory=dict)     # metrics.json: epoch, step, finished
 
     def clustering_ms(self) -> Optional[float]:
         """Clustering time per step (ms): metrics.json timing, else routing_summary.json's
@@ -94,7 +95,8 @@ def load_run(run_dir: str | Path) -> RunInfo:
         seed=seed, cells=cells, datasets=metrics["datasets"],
         timing=metrics.get("timing") or {},
         train_datasets=list(run_cfg.get("train_datasets") or []),
-        class_mode=str((config.get("data") or {}).get("class_mode", "lesion")), config=config)
+        class_mode=str((config.get("data") or {}).get("class_mode", "lesion")), config=config,
+        checkpoint=dict(metrics.get("checkpoint") or {}))
 
 
 def discover_runs(runs_root: str | Path) -> list[RunInfo]:
