@@ -121,3 +121,63 @@ def test_all_padded_and_all_dropped_batches_are_zero_and_differentiable():
     y, info = tiny(torch.randn(3, 8))
     assert info.capacity == 0 and not bool(info.kept.any()) and torch.count_nonzero(y) == 0
     y.sum().backward()
+
+
+def _fake_tutel(monkeypatch, with_names: bool = True):
+    """A stand-in `tutel` package whose moe_layer records its kwargs and holds tutel's
+    parameter names (tutel is not installable here); resolve_backend then accepts "tutel"."""
+    import sys
+    import types
+
+    from torch import nn
+
+    calls = []
+
+    def moe_layer(**kw):
+        calls.append(kw)
+        e, h, d = kw["experts"]["count_per_node"], kw["experts"]["hidden_size_per_expert"], kw["model_dim"]
+        layer = nn.Module()
+        layer.experts = nn.Module()
+        if with_names:
+            for n, shape in (("batched_fc1_w", (e, h, d)), ("batched_fc2_w", (e, h, d)),
+                             ("batched_fc1_bias", (e, h)), ("batched_fc2_bias", (e, d))):
+                setattr(layer.experts, n, nn.Parameter(torch.full(shape, 3.0)))
+        gate = nn.Module()
+        gate.wg = nn.Linear(d, e, bias=False)
+        nn.init.constant_(gate.wg.weight, 3.0)
+        layer.gates = nn.ModuleList([gate])
+        return layer
+
+    pkg = types.ModuleType("tutel")
+    pkg.moe = types.SimpleNamespace(moe_layer=moe_layer)
+    monkeypatch.setitem(sys.modules, "tutel", pkg)
+    monkeypatch.setattr("come.model.moe.layer.tutel_available", lambda: True)
+    return calls
+
+
+def test_tutel_backend_applies_damex_init_and_frozen_zero_fc2_bias(monkeypatch):
+    """The tutel backend used to ignore init_std and fc2_bias (tutel's own init, a trained fc2
+    bias) while the native backend applied them: DAMEX runs differed by backend. Mutations
+    caught: init_tutel_experts not called, the fc2 bias left trainable, the gate left out."""
+    calls = _fake_tutel(monkeypatch)
+    torch.manual_seed(0)
+    layer = MoELayer(8, 16, 4, 1, backend="tutel", activation="gelu", fc2_bias=False, init_std=0.005,
+                     batch_prioritized=True, normalize_gate=False)
+    kw = calls[-1]
+    assert kw["gate_type"]["k"] == 1 and kw["batch_prioritized_routing"] and not kw["normalize_gate"]
+    assert kw["is_gshard_loss"] is False and kw["experts"]["count_per_node"] == 4
+    ex = layer.tutel.experts
+    for w in (ex.batched_fc1_w, ex.batched_fc2_w, layer.tutel.gates[0].wg.weight):
+        w = w.detach()
+        assert w.abs().max() < 0.05 and 0.002 < float(w.std()) < 0.008
+    assert float(ex.batched_fc1_bias.abs().sum()) == 0.0 and float(ex.batched_fc2_bias.abs().sum()) == 0.0
+    assert not ex.batched_fc2_bias.requires_grad and ex.batched_fc1_bias.requires_grad
+    plain = MoELayer(8, 16, 4, 1, backend="tutel")                 # defaults: tutel's own init kept
+    assert float(plain.tutel.experts.batched_fc2_w.min()) == 3.0 and plain.tutel.experts.batched_fc2_bias.requires_grad
+
+
+def test_tutel_backend_refuses_an_init_it_cannot_apply(monkeypatch):
+    _fake_tutel(monkeypatch, with_names=False)
+    with pytest.raises(RuntimeError, match="batched_fc1_w"):
+        MoELayer(8, 16, 4, 1, backend="tutel", init_std=0.005)
+    MoELayer(8, 16, 4, 1, backend="tutel")                         # nothing to apply: accepted

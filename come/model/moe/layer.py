@@ -71,7 +71,7 @@ class MoELayer(nn.Module):
             nn.init.trunc_normal_(self.gate.weight, std=init_std, a=-2.0, b=2.0)
         if self.backend == "tutel":
             from .tutel_backend import build_tutel_layer
-            self.tutel = build_tutel_layer(self, d_model, hidden_dim, activation)
+            self.tutel = build_tutel_layer(self, d_model, hidden_dim, activation, fc2_bias, init_std)
         else:
             self.experts = BatchedExperts(num_experts, d_model, hidden_dim, activation, dropout, impl,
                                           fc2_bias, init_std)
