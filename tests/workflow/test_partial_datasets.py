@@ -117,3 +117,34 @@ def test_real_cpu_dry_run_passes_the_config_and_plans_present_data_only(tmp_path
     assert re.search(r"come split --coco results/data/TUS/annotations.json .*--align-with results/splits/DDTI", out)
     assert "come tables --config config/real-cpu.yaml" in out
     assert "come summarize --config config/real-cpu.yaml" in out
+
+
+def test_real_smoke_is_real_cpu_cut_short_under_its_own_folder(tmp_path, monkeypatch):
+    """config/real-smoke.yaml (README's first check on real data) must plan exactly real-cpu's
+    runs, change nothing of the model, data or evaluation, and keep every path under
+    results/real-smoke (a smoke checkpoint or expert must never be found by the real run).
+    Mutation caught: a root left at results/ (experts shared with real-cpu)."""
+    from dataclasses import asdict
+
+    from come.config import load_config
+    from come.workflow.plan import Plan
+    real, smoke = (load_config(REPO / "config" / f"{n}.yaml") for n in ("real-cpu", "real-smoke"))
+    for section in ("model", "eval"):
+        assert asdict(getattr(real, section)) == asdict(getattr(smoke, section))
+    rd, sd = asdict(real.data), asdict(smoke.data)
+    assert {k: v for k, v in rd.items() if k not in ("root", "splits_root")} == \
+           {k: v for k, v in sd.items() if k not in ("root", "splits_root")}
+    assert smoke.train.epochs == 1 and smoke.train.max_steps_per_epoch == 2
+    for path in (smoke.results, smoke.data.root, smoke.data.splits_root, smoke.experts.root,
+                 smoke.experts.prompts_root):
+        assert Path(path).parts[:2] == ("results", "real-smoke"), path
+    for path in (real.results, real.data.root, real.data.splits_root, real.experts.root, real.experts.prompts_root):
+        assert Path(path).parts[:2] != ("results", "real-smoke"), path
+    for ds in ("BUSBRA", "DDTI"):                                   # data.datasets: auto finds these
+        (tmp_path / "data" / "raw" / ds).mkdir(parents=True)
+        (tmp_path / "data" / "raw" / ds / "x.png").write_bytes(b"x")
+    import shutil
+    shutil.copytree(REPO / "config", tmp_path / "config")         # the grid and registry paths are repo-relative
+    monkeypatch.chdir(tmp_path)
+    runs = Plan.build("config/real-smoke.yaml").run_ids
+    assert len(runs) > 10 and runs == Plan.build("config/real-cpu.yaml").run_ids
