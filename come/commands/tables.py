@@ -46,7 +46,9 @@ def run(args) -> int:
         return cache[run_id]
 
     paper_csv = args.paper or cfg.paper_tables
-    tables = build_tables(layouts, rows, boot, absent=cfg.absent_datasets(), notes=load_paper_notes(paper_csv))
+    from come.workflow.grid import absent_cells, load_grid
+    tables = build_tables(layouts, rows, boot, absent=cfg.absent_datasets(), notes=load_paper_notes(paper_csv),
+                          absent_cells=absent_cells(cfg, load_grid(cfg.grid.file)))
     described: dict[str, str | None] = {}
     from come.baselines import table_notes
     baseline_notes = table_notes(cfg)

@@ -16,7 +16,7 @@ import numpy as np
 
 from come.reports.runs import RunInfo
 
-PARADIGMS = ("single-dataset", "intra-organ", "inter-organ")
+PARADIGMS = ("single", "intra-organ", "inter-organ")         # the grid's paradigm names
 
 
 def _cells(runs: list[RunInfo]) -> list[tuple[RunInfo, str, float]]:

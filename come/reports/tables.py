@@ -188,9 +188,12 @@ def _table6_cell(idx, rows: list[dict], key: RowKey, col: str, metric: str, pape
 
 
 def build_table(lay: TableLayout, rows: list[dict], boot: BootFn = lambda _: None,
-                absent: dict[str, str] | None = None, notes: list[str] | None = None) -> Table:
-    """Every (row, column) cell of one paper table. `absent`: dataset -> why this config lacks it."""
-    absent = absent or {}
+                absent: dict[str, str] | None = None, notes: list[str] | None = None,
+                absent_cells: dict[tuple[str, ...], str] | None = None) -> Table:
+    """Every (row, column) cell of one paper table. `absent`: dataset -> why this config lacks it;
+    `absent_cells`: (table, paradigm, method, variant, dataset) -> why only a planned-out row
+    would fill that cell (`come.workflow.grid.absent_cells`)."""
+    absent, absent_cells = absent or {}, absent_cells or {}
     idx = _index(rows)
     cells: dict[tuple[RowKey, str], Cell] = {}
     for key in lay.rows:
@@ -207,6 +210,8 @@ def build_table(lay: TableLayout, rows: list[dict], boot: BootFn = lambda _: Non
                 cell = _dataset_cell(idx, lay.table, key, col, metric, paper, boot)
                 if cell.status == "missing" and col in absent:
                     cell = Cell(None, paper, "dataset absent", note=absent[col])
+                elif cell.status == "missing" and (lay.table, *key, col) in absent_cells:
+                    cell = Cell(None, paper, "dataset absent", note=absent_cells[(lay.table, *key, col)])
                 cells[(key, col)] = cell
     table_notes = list(notes or [])
     if absent and any(c in absent for c in lay.dataset_columns):
@@ -217,9 +222,10 @@ def build_table(lay: TableLayout, rows: list[dict], boot: BootFn = lambda _: Non
 
 
 def build_tables(layouts: dict[str, TableLayout], rows: list[dict], boot: BootFn = lambda _: None,
-                 absent: dict[str, str] | None = None, notes: list[dict] | None = None) -> list[Table]:
+                 absent: dict[str, str] | None = None, notes: list[dict] | None = None,
+                 absent_cells: dict[tuple[str, ...], str] | None = None) -> list[Table]:
     """Every table; `notes`: entries of `load_paper_notes` (each printed under its table)."""
     by_table: dict[str, list[str]] = defaultdict(list)
     for n in notes or []:
         by_table[n["table"]].append(" ".join(str(n["note"]).split()))
-    return [build_table(lay, rows, boot, absent, by_table.get(lay.table)) for lay in layouts.values()]
+    return [build_table(lay, rows, boot, absent, by_table.get(lay.table), absent_cells) for lay in layouts.values()]

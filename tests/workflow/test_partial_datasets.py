@@ -148,3 +148,23 @@ def test_real_smoke_is_real_cpu_cut_short_under_its_own_folder(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     runs = Plan.build("config/real-smoke.yaml").run_ids
     assert len(runs) > 10 and runs == Plan.build("config/real-cpu.yaml").run_ids
+
+
+def test_a_present_column_of_a_planned_out_row_says_dataset_absent(tmp_path):
+    """Found by the real-smoke run: Table 4 trains on BUSI and tests on BUS-BRA too; with BUSI
+    absent and BUS-BRA present, its BUS-BRA cells said "missing". Mutation caught: cells that
+    a runnable row fills (Table 2's single DINO on BUS-BRA) listed as absent, or build_table
+    ignoring `absent_cells`."""
+    from come.workflow.grid import absent_cells
+    cfg = load_config(_config(tmp_path, ["BUSBRA", "DDTI"]))
+    cells = absent_cells(cfg, load_grid(cfg.grid.file, cfg.paper_tables))
+    t4 = ("table4_domain_generalization", "single (train BUSI only)", "COME", "BUSI", "BUSBRA")
+    assert t4 in cells and "BUSI: no files under" in cells[t4]
+    assert ("table2_main", "single", "DINO", "", "BUSBRA") not in cells
+    assert not [k for k in cells if k[0] == "table2_main" and k[-1] in ("BUSBRA", "DDTI")]
+    lay = paper_layouts(REPO / "config" / "paper_tables.csv")["table4_domain_generalization"]
+    absent = {d: "no files under data/raw/" + d for d in ("BUSI", "BUV", "BUSC")}
+    t = build_table(lay, [], absent=absent, absent_cells=cells)
+    key = ("single (train BUSI only)", "COME", "BUSI")
+    assert t.cells[(key, "BUSBRA")].status == "dataset absent" and "BUSI" in t.cells[(key, "BUSBRA")].note
+    assert build_table(lay, [], absent=absent).cells[(key, "BUSBRA")].status == "missing"
