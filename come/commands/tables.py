@@ -46,9 +46,10 @@ def run(args) -> int:
         return cache[run_id]
 
     paper_csv = args.paper or cfg.paper_tables
-    from come.workflow.grid import absent_cells, load_grid
+    from come.workflow.coverage import absent_cells
+    from come.workflow.grid import load_grid
     tables = build_tables(layouts, rows, boot, absent=cfg.absent_datasets(), notes=load_paper_notes(paper_csv),
-                          absent_cells=absent_cells(cfg, load_grid(cfg.grid.file)))
+                          absent_cells=absent_cells(cfg, load_grid(cfg.grid.file), paper_csv))
     described: dict[str, str | None] = {}
     from come.baselines import table_notes
     baseline_notes = table_notes(cfg)

@@ -7,9 +7,9 @@ config file plus the --set overrides (run.id, when left at "default", becomes th
 --out folder). A finished run is not trained again (no-op). Then, in the same process (no
 second interpreter, torch import and model build per run), the run is evaluated exactly as
 `come evaluate` does: predictions/<DS>.json, metrics.json, qualitative.png, routing statistics.
---no-eval skips that step. Before training, a checkpoint written
-under another config, train split or expert (`train.signature` differs) moves to `checkpoints.stale/` and temp files of
-an interrupted save are removed (`come.engine.rundir`), whoever runs the command.
+--no-eval skips that step. Before training, a checkpoint written under another config, train
+split or expert (`train.signature` differs) moves to `checkpoints.stale/` and temp files of an
+interrupted save are removed (`come.engine.rundir`), whoever runs the command.
 """
 from __future__ import annotations
 

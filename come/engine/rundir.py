@@ -2,10 +2,10 @@
 
 `come train` calls `prepare_run_dir(out, run_signature(cfg))` before training, whoever runs
 it (Snakemake, DVC, a user's shell): a checkpoint written under another signature (the run's
-config, its train split or its experts changed since) moves to `checkpoints.stale/` with its `train_log.jsonl`, so the run
-trains from scratch; a checkpoint of the same signature is resumed. Temp files a killed
-checkpoint save left behind (`.last.pt.*.tmp`) are deleted. No torch import here: the
-Snakefile reads `config_signature` through `come.workflow.plan`.
+config, its train split or its experts changed since) moves to `checkpoints.stale/` with its
+`train_log.jsonl`, so the run trains from scratch; a checkpoint of the same signature is
+resumed. Temp files a killed checkpoint save left behind (`.last.pt.*.tmp`) are deleted. No
+torch import here: the Snakefile reads `config_signature` through `come.workflow.plan`.
 """
 from __future__ import annotations
 

@@ -57,8 +57,9 @@ def low_cells_markdown(runs: list[RunInfo], threshold: float = 0.10) -> list[str
         n_low = sum(1 for r, _, _ in low if r.paradigm == para)
         if n_all:
             counts.append(f"{para} {n_low} of {n_all}")
-    low_runs = list({id(r): r for r, _, _ in low}.values())
-    other = [r for r in runs if all(r is not lr for lr in low_runs)]
+    low_ids = {id(r) for r, _, _ in low}
+    low_runs = [r for r in runs if id(r) in low_ids]
+    other = [r for r in runs if id(r) not in low_ids]
     lines = ["", f"### Cells below AP {threshold:.2f}", "",
              f"{len(low)} of {len(cells)} cells (run x test dataset) are below {threshold:.2f}: "
              + ", ".join(counts) + "."]

@@ -192,7 +192,7 @@ def build_table(lay: TableLayout, rows: list[dict], boot: BootFn = lambda _: Non
                 absent_cells: dict[tuple[str, ...], str] | None = None) -> Table:
     """Every (row, column) cell of one paper table. `absent`: dataset -> why this config lacks it;
     `absent_cells`: (table, paradigm, method, variant, dataset) -> why only a planned-out row
-    would fill that cell (`come.workflow.grid.absent_cells`)."""
+    would fill that cell (`come.workflow.coverage.absent_cells`)."""
     absent, absent_cells = absent or {}, absent_cells or {}
     idx = _index(rows)
     cells: dict[tuple[RowKey, str], Cell] = {}

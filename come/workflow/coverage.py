@@ -86,3 +86,12 @@ def coverage(cfg: Config, grid: Grid, csv_path: str | Path | None = None) -> Cov
         else:
             out.missing.append(r)
     return out
+
+
+def absent_cells(cfg: Config, grid: Grid, csv_path: str | Path | None = None) -> dict[tuple[str, ...], str]:
+    """(table, paradigm, method, variant, dataset) -> reason for every paper cell `coverage`
+    calls dataset absent, including a present column that only a planned-out row would fill
+    (Table 4's BUS-BRA column when BUSI, its training set, is absent): `come tables` prints
+    "dataset absent" there, not "missing"."""
+    return {(r["table"], r["paradigm"], r["method"], r["variant"], r["dataset"]): r["reason"]
+            for r in coverage(cfg, grid, csv_path).absent}

@@ -305,25 +305,6 @@ def planned_out(cfg: Config, grid: Grid) -> list[tuple[GridRow, str]]:
     return out
 
 
-def absent_cells(cfg: Config, grid: Grid) -> dict[tuple[str, ...], str]:
-    """(table, paradigm, method, variant, dataset) -> reason, for each table cell that only a
-    planned-out row would fill (e.g. Table 4's BUS-BRA column when BUSI, the training set, is
-    absent): the tables print "dataset absent" there, not "missing"."""
-    present = cfg.present_datasets()
-    out: dict[tuple[str, ...], str] = {}
-    filled: set[tuple[str, ...]] = set()
-    for row, reason in planned_out(cfg, grid):
-        tests = _expand(row.test, ALL_DATASETS) or _expand(row.train, ALL_DATASETS)
-        for c in row.serves:
-            for ds in tests:
-                out[(*tuple(c[:4]), ds)] = reason
-    for row in grid.rows:
-        ds = row_datasets(row, present) if row.status == "active" else None
-        for c in row.serves if ds else ():
-            filled.update((*tuple(c[:4]), d) for d in ds[1])
-    return {k: v for k, v in out.items() if k not in filled}
-
-
 def run_dict(row: GridRow, methods: Methods) -> dict:
     """Method preset + variant preset + row overrides as one nested dict (no run identity)."""
     out = deep_merge(methods.presets.get(row.method, {}), methods.variants.get(row.variant, {}))

@@ -155,7 +155,7 @@ def test_a_present_column_of_a_planned_out_row_says_dataset_absent(tmp_path):
     absent and BUS-BRA present, its BUS-BRA cells said "missing". Mutation caught: cells that
     a runnable row fills (Table 2's single DINO on BUS-BRA) listed as absent, or build_table
     ignoring `absent_cells`."""
-    from come.workflow.grid import absent_cells
+    from come.workflow.coverage import absent_cells
     cfg = load_config(_config(tmp_path, ["BUSBRA", "DDTI"]))
     cells = absent_cells(cfg, load_grid(cfg.grid.file, cfg.paper_tables))
     t4 = ("table4_domain_generalization", "single (train BUSI only)", "COME", "BUSI", "BUSBRA")
