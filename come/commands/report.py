@@ -36,12 +36,14 @@ def run(args) -> int:
         from come.utils.io import write_json
 
         found = evaluate_claims(runs, lambda r: run_bootstrap(r, cfg.data.splits_root, cfg.eval.bootstrap,
-                                                              cfg.eval.max_dets), Path(cfg.paper_tables))
+                                                              cfg.eval.max_dets), Path(cfg.paper_tables),
+                                ap_floor=cfg.eval.claim_ap_floor)
         claims = claims_markdown(found)
         write_json(results / "metrics" / "claims.json", [
             {"claim": c.claim.text, "a": c.claim.a, "b": list(c.claim.b), "kind": c.claim.kind,
              "metric": c.claim.metric, "diff": c.diff, "ci95": [c.lo, c.hi], "seeds": c.seeds,
-             "paper_diff": c.paper_diff, "verdict": c.verdict, "note": c.note} for c in found])
+             "paper_diff": c.paper_diff, "verdict": c.verdict, "note": c.note, "best_ap": c.best_ap,
+             "ap_floor": cfg.eval.claim_ap_floor} for c in found])
     from come.reports.lowcells import low_cells_markdown
     claims = (claims or []) + low_cells_markdown(runs)      # under the claims table: why cells are low
     text = build_index(results, Path(args.tables or results / "tables"), Path(args.figures or results / "figures"),

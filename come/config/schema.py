@@ -434,6 +434,15 @@ class EvalConfig:
     bootstrap: int = 200                   # resamples for the 95% interval over test images
     batch_size: int = 8
     qualitative_per_dataset: int = 2       # engine: test images per dataset in qualitative.png
+    # claims table: a claim whose runs all have mean AP below this reads "inconclusive" whatever
+    # its interval (models that learned nothing differ by noise-free 1e-4s); 0 = off
+    claim_ap_floor: float = 0.05
+
+    def validate(self) -> None:
+        if not 0.0 <= self.claim_ap_floor < 1.0:
+            raise ConfigError(f"eval.claim_ap_floor: {self.claim_ap_floor} is not in [0, 1)")
+        if self.bootstrap < 0 or self.max_dets < 1 or self.batch_size < 1:
+            raise ConfigError("eval: bootstrap must be >= 0, max_dets and batch_size >= 1")
 
 
 @dataclass
@@ -518,6 +527,7 @@ class Config:
         self.model.validate()
         self.train.validate()
         self.grid.validate()
+        self.eval.validate()
         self.baselines.validate()
         self.experts.structure.validate()
         self.experts.semantic.validate()

@@ -9,6 +9,9 @@ With several seeds (row ids `<row>-seed~N`), replicate b also resamples the comm
 with replacement and averages their replicate-b differences: the interval covers test images
 and seeds. Timing claims have no per-image replicates: their interval resamples seeds only
 (needs >= 2 seeds). `verdict` turns the 95% interval into holds / contradicted / inconclusive.
+AP floor (`eval.claim_ap_floor`): when every run of an image-metric claim has a mean AP below it,
+the models learned too little to be compared and the verdict is inconclusive whatever the
+interval (an interval around differences of 1e-4 between untrained runs is narrow, not telling).
 """
 from __future__ import annotations
 
@@ -138,6 +141,11 @@ def _replicates(cache: Optional[dict], datasets: list[str], metric: str) -> Opti
     return float(np.mean(points)), np.mean(reps, axis=0)
 
 
+def _mean_ap(cache: dict, datasets: list[str]) -> float:
+    """The run's point AP averaged over `datasets` (the floor's measure, whatever the claim's metric)."""
+    return float(np.mean([cache["datasets"][ds]["point"]["AP"] for ds in datasets]))
+
+
 @dataclass
 class ClaimResult:
     claim: Claim
@@ -148,6 +156,7 @@ class ClaimResult:
     paper_diff: Optional[float] = None
     verdict: str = "inconclusive"
     note: str = ""
+    best_ap: Optional[float] = None          # highest mean AP among the claim's runs (image metrics)
 
 
 def _best(claim: Claim, values: np.ndarray) -> np.ndarray:
@@ -163,10 +172,15 @@ def _seed_resample(per_seed: np.ndarray, resamples: int, rng: np.random.Generato
     return per_seed[draw, np.arange(b)[:, None]].mean(axis=1)
 
 
+def below_floor(best_ap: Optional[float], floor: float) -> bool:
+    """True when the claim's best run is under the AP floor (floor <= 0: never)."""
+    return floor > 0 and best_ap is not None and best_ap < floor
+
+
 def evaluate_claim(claim: Claim, rows: dict[str, dict[int, RunInfo]], boot: BootFn,
-                   resamples: int = 1000, seed: int = 0) -> ClaimResult:
+                   resamples: int = 1000, seed: int = 0, ap_floor: float = 0.0) -> ClaimResult:
     """Difference A - best B with its 95% interval and verdict (inconclusive + note when a run
-    or its bootstrap is missing)."""
+    or its bootstrap is missing, or when every run's mean AP is below `ap_floor`)."""
     res = ClaimResult(claim)
     groups = [rows.get(claim.a, {})] + [rows.get(b, {}) for b in claim.b]
     missing = [name for name, g in zip((claim.a,) + claim.b, groups) if not g]
@@ -192,19 +206,26 @@ def evaluate_claim(claim: Claim, rows: dict[str, dict[int, RunInfo]], boot: Boot
             return res
         boots = d[rng.integers(0, len(seeds), size=(max(resamples, 200), len(seeds)))].mean(axis=1)
     else:
-        per_seed, points = [], []
+        per_seed, points, aps = [], [], []
         for s in seeds:
             datasets = claim_datasets(claim, groups[0][s])
-            reps = [_replicates(boot(g[s]), datasets, claim.metric) for g in groups]
+            caches = [boot(g[s]) for g in groups]
+            reps = [_replicates(c, datasets, claim.metric) for c in caches]
             if any(r is None for r in reps) or not datasets:
                 res.note = f"no bootstrap replicates (seed {s})"
                 return res
+            aps.append([_mean_ap(c, datasets) for c in caches])
             per_seed.append(reps[0][1] - _best(claim, np.stack([r[1] for r in reps[1:]])))
             points.append(reps[0][0] - float(_best(claim, np.array([r[0] for r in reps[1:]]))))
         res.diff = float(np.mean(points))
         boots = _seed_resample(np.stack(per_seed), resamples, rng)
+        res.best_ap = float(np.max(np.mean(aps, axis=0)))        # per run: mean over seeds
     res.lo, res.hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
     res.verdict = verdict(claim.kind, res.lo, res.hi, claim.margin)
+    if below_floor(res.best_ap, ap_floor):
+        res.verdict = "inconclusive"
+        res.note = (f"every run below AP {ap_floor:g} (best {res.best_ap:.3f}): too little learned to compare; "
+                    "eval.claim_ap_floor")
     return res
 
 
@@ -242,7 +263,8 @@ def claims_markdown(results: list[ClaimResult]) -> list[str]:
              "diff = A minus the best comparison run (for a below-claim: minus the lowest), 95% paired bootstrap interval "
              "over test images (and over seeds when there are several); verdict: holds when the interval "
              "is on the claimed side of 0 (comparable: inside the +-margin band), contradicted when it is "
-             "wholly on the other side, else inconclusive. Computed by `come.reports.claims`.", "",
+             "wholly on the other side, else inconclusive; inconclusive too when every run of the claim "
+             "is below the AP floor (`eval.claim_ap_floor`). Computed by `come.reports.claims`.", "",
              "| claim | paper diff | our diff [95% CI] | seeds | verdict |", "|---|---|---|---|---|"]
     for r in results:
         paper = "n/a" if r.paper_diff is None else f"{r.paper_diff:+.4f}"
@@ -255,11 +277,11 @@ def claims_markdown(results: list[ClaimResult]) -> list[str]:
 
 
 def evaluate_claims(runs: list[RunInfo], boot: BootFn, paper_csv: Path,
-                    resamples: int = 1000) -> list[ClaimResult]:
+                    resamples: int = 1000, ap_floor: float = 0.0) -> list[ClaimResult]:
     rows = by_row(runs)
     out = []
     for i, claim in enumerate(CLAIMS):
-        res = evaluate_claim(claim, rows, boot, resamples, seed=i)
+        res = evaluate_claim(claim, rows, boot, resamples, seed=i, ap_floor=ap_floor)
         res.paper_diff = paper_difference(claim, paper_csv)
         out.append(res)
     return out

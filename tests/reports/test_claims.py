@@ -51,9 +51,10 @@ def fake_run(run_id: str, seed: int, reps: dict[str, np.ndarray], ms: float | No
     return info, cache
 
 
-def evaluate(claim: Claim, runs: list[tuple[RunInfo, dict]]):
+def evaluate(claim: Claim, runs: list[tuple[RunInfo, dict]], ap_floor: float = 0.0):
     caches = {id(r): c for r, c in runs}
-    return evaluate_claim(claim, by_row([r for r, _ in runs]), lambda r: caches[id(r)], resamples=400)
+    return evaluate_claim(claim, by_row([r for r, _ in runs]), lambda r: caches[id(r)], resamples=400,
+                          ap_floor=ap_floor)
 
 
 def test_paired_difference_is_narrow_when_images_move_together():
@@ -115,3 +116,34 @@ def test_claim_rows_exist_and_paper_differences():
             assert abs(d) <= c.margin
         else:
             assert (d > 0) == (c.kind == "greater"), c.text
+
+
+def test_untrained_runs_are_inconclusive_below_the_ap_floor():
+    """Two runs that learned nothing (AP 0.0003 vs 0.0001 on every resample) give a narrow interval
+    wholly below 0: the interval alone says contradicted, the floor says inconclusive and why.
+    With the floor off, or one run above it, the verdict follows the interval again; a timing
+    claim ignores the floor. Mutation: comparing the floor with A's AP only (or the lowest run's)
+    flips the third case to inconclusive."""
+    low_a = fake_run("a", 0, {"D1": np.full(50, 0.0001), "D2": np.full(50, 0.0001)})
+    low_b = fake_run("b", 0, {"D1": np.full(50, 0.0003), "D2": np.full(50, 0.0003)})
+    claim = Claim("a above b", "a", ("b",))
+    floored = evaluate(claim, [low_a, low_b], ap_floor=0.05)
+    assert floored.hi < 0 and floored.verdict == "inconclusive"
+    assert "below AP 0.05" in floored.note and floored.best_ap == pytest.approx(0.0003)
+    assert "eval.claim_ap_floor" in claims_markdown([floored])[-1]
+    assert evaluate(claim, [low_a, low_b], ap_floor=0.0).verdict == "contradicted"
+    trained_b = fake_run("b", 0, {"D1": np.full(50, 0.30), "D2": np.full(50, 0.02)})   # mean 0.16
+    assert evaluate(claim, [low_a, trained_b], ap_floor=0.05).verdict == "contradicted"
+    assert evaluate(Claim("b above a", "b", ("a",)), [low_a, trained_b], ap_floor=0.05).verdict == "holds"
+    timing = Claim("f faster", "f", ("m",), kind="less", metric="clustering_ms")
+    runs = [fake_run(f"f-seed~{s}", s, {"D": np.zeros(5)}, ms=1.0 + 0.1 * s) for s in range(3)]
+    runs += [fake_run(f"m-seed~{s}", s, {"D": np.zeros(5)}, ms=3.0 + 0.1 * s) for s in range(3)]
+    assert evaluate(timing, runs, ap_floor=0.05).verdict == "holds"
+
+
+def test_the_ap_floor_is_validated():
+    from come.config.schema import Config, ConfigError
+    cfg = Config()
+    cfg.eval.claim_ap_floor = 1.5
+    with pytest.raises(ConfigError, match="claim_ap_floor"):
+        cfg.eval.validate()
