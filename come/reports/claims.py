@@ -224,7 +224,7 @@ def evaluate_claim(claim: Claim, rows: dict[str, dict[int, RunInfo]], boot: Boot
     res.verdict = verdict(claim.kind, res.lo, res.hi, claim.margin)
     if below_floor(res.best_ap, ap_floor):
         res.verdict = "inconclusive"
-        res.note = (f"every run below AP {ap_floor:g} (best {res.best_ap:.3f}): too little learned to compare; "
+        res.note = (f"every run below AP {ap_floor:g}, best {res.best_ap:.3f}: too little learned to compare; "
                     "eval.claim_ap_floor")
     return res
 
