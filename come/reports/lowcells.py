@@ -71,5 +71,6 @@ def low_cells_markdown(runs: list[RunInfo], threshold: float = 0.10) -> list[str
     lines += ["", "A cell this low says the run had not learned that dataset at its budget; read it beside "
               "the learning curve (docs/method.md#demo-budget: more epochs resume the same runs) before "
               "reading it as a verdict on a method. Claims resting on such cells come out inconclusive "
-              "when their intervals include 0."]
+              "when their intervals include 0, or when every run of the claim is below the AP floor "
+              "(eval.claim_ap_floor)."]
     return lines

@@ -23,8 +23,16 @@ def test_frozen_batchnorm_equals_eval_batchnorm():
     seq = freeze_batchnorm(nn.Sequential(nn.Identity(), bn))
     assert isinstance(seq[1], FrozenBatchNorm2d)
     x = torch.randn(2, 5, 4, 4)
-    assert torch.allclose(seq(x), bn(x), atol=1e-6)
+    assert torch.allclose(seq(x), bn(x), atol=1e-6)       # no gradient: the fused kernel
     assert not list(seq.parameters())
+    xg = x.clone().requires_grad_(True)                   # a gradient flows: the broadcast ops
+    out = seq(xg)
+    assert out.grad_fn is not None and torch.allclose(out, bn(x), atol=1e-6)
+    out.sum().backward()
+    per_channel = (bn.weight / (bn.running_var + bn.eps).sqrt()).detach()
+    assert torch.allclose(xg.grad, per_channel[None, :, None, None].expand_as(x), atol=1e-6)
+    with torch.no_grad():                                 # no_grad wins over requires_grad
+        assert torch.allclose(seq(xg), bn(x), atol=1e-6)
 
 
 def test_backbone_features_and_frozen_stages():
