@@ -9,8 +9,10 @@
 2. FrozenBatchNorm2d without gradients (evaluation, the frozen stem): the fused batch_norm
    kernel against the two broadcast ops it uses when a gradient flows, on EfficientNet-Lite0
    activation sizes at 256 px, batch 8.
-3. The whole detector with both earlier readings swapped back in, against today's: a training
-   step (forward, loss, backward; batch 4) and an evaluation forward (no grad; batch 8) of
+3. AdamW's step, the plain update against the fused one (`come.engine.optim.adamw`), on the
+   trainable parameters of the detector (both configs) and of the embedded CLIP.
+4. The whole detector with the earlier readings swapped back in, against today's: a training
+   step (forward, loss, backward, AdamW; batch 4) and an evaluation forward (no grad; batch 8) of
    config/config.yaml (128 px) and config/real-cpu.yaml (256 px), random images and weights.
 Prints the best of --reps interleaved calls per variant (both see the same machine load), the
 speed-up and the largest difference between the outputs (the same arithmetic in another order).
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 import come.model.deform_attn as deform_attn
 from come.config.loader import load_config
 from come.model.backbone import FrozenBatchNorm2d
+from come.engine.optim import adamw
 from come.model.deform_attn import ms_deform_attn_pytorch
 from come.model.detector import build_criterion, build_detector
 
@@ -103,6 +106,30 @@ def frozen_bn_rows(reps: int) -> None:
               f"{times['old'] / times['now']:>9.2f}x{diff:>10.1e}")
 
 
+def adamw_rows(reps: int) -> None:
+    from come.config.schema import SemanticExpertConfig
+    from come.experts.semantic import build_clip
+
+    print(f"\n{'AdamW step':<46}{'plain ms':>12}{'fused ms':>10}{'speed-up':>10}")
+    models = {f"detector, {name}": build_detector(load_config(REPO / "config" / name))
+              for name in ("config.yaml", "real-cpu.yaml")}
+    models["embedded CLIP (semantic expert)"] = build_clip(SemanticExpertConfig(), 0.07)[0]
+    for label, model in models.items():
+        params = [p for p in model.parameters() if p.requires_grad]
+        for p in params:
+            p.grad = torch.randn_like(p)
+        optimisers = {"plain": torch.optim.AdamW(params, lr=1e-4), "fused": adamw(params, lr=1e-4)}
+        times = {k: float("inf") for k in optimisers}
+        for _ in range(reps):
+            for key, opt in optimisers.items():
+                t0 = time.perf_counter()
+                opt.step()
+                times[key] = min(times[key], time.perf_counter() - t0)
+        n = sum(p.numel() for p in params) / 1e6
+        print(f"{label + f' ({n:.1f} M)':<46}{times['plain'] * 1e3:>12.1f}{times['fused'] * 1e3:>10.1f}"
+              f"{times['plain'] / times['fused']:>9.2f}x")
+
+
 @contextmanager
 def earlier_readings(on: bool):
     """Swap the earlier deformable core and FrozenBatchNorm2d forward in (on=True) for a block."""
@@ -127,25 +154,29 @@ def detector_rows(reps: int) -> None:
         sources = torch.zeros(8, dtype=torch.long)
         targets = [{"boxes": torch.tensor([[0.5, 0.5, 0.2, 0.3]]), "labels": torch.tensor([0])}] * 4
 
-        def train_step():
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimisers = {True: torch.optim.AdamW(params, lr=1e-6), False: adamw(params, lr=1e-6)}
+
+        def train_step(earlier: bool):
             model.train()
             out = model(images[:4], pad[:4], sources[:4], targets=targets)
             criterion(out, targets)["loss"].backward()
+            optimisers[earlier].step()
             model.zero_grad(set_to_none=True)
 
-        def eval_forward():
+        def eval_forward(earlier: bool):
             model.eval()
             with torch.no_grad():
                 model(images, pad, sources, targets=None)
 
         for label, fn in (("train step, batch 4", train_step), ("eval forward, batch 8", eval_forward)):
-            fn()                                            # warm-up
+            fn(False)                                       # warm-up
             times = {True: float("inf"), False: float("inf")}
             for _ in range(max(3, reps // 2)):
                 for earlier in (True, False):
                     with earlier_readings(earlier):
                         t0 = time.perf_counter()
-                        fn()
+                        fn(earlier)
                         times[earlier] = min(times[earlier], time.perf_counter() - t0)
             print(f"{cfg_name + ' ' + str(size) + ' px, ' + label:<46}{times[True] * 1e3:>12.0f}"
                   f"{times[False] * 1e3:>10.0f}{times[True] / times[False]:>9.2f}x")
@@ -170,6 +201,7 @@ def main() -> None:
                   f"{times['stacked'] / times['now']:>9.2f}x")
         print(f"{name:<18}largest output difference {diff:.2e}")
     frozen_bn_rows(args.reps)
+    adamw_rows(args.reps)
     detector_rows(args.reps)
 
 

@@ -36,6 +36,7 @@ from come.config.loader import dump_config
 from come.config.schema import Config
 from come.data.dataset import num_classes
 from come.engine.checkpoint import finished_epochs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from come.engine.optim import adamw
 from come.utils.io import get_logger
 from come.utils.seed import resolve_device, seed_everything
 
@@ -114,9 +115,8 @@ class YoloTrainer:
         y = cfg.baselines.yolo
         decay = [p for p in self.model.parameters() if p.ndim > 1]
         no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": y.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}],
-                                           lr=y.lr, betas=(0.9, 0.999))
+        self.optimizer = adamw([{"params": decay, "weight_decay": y.weight_decay},
+                                {"params": no_decay, "weight_decay": 0.0}], lr=y.lr, betas=(0.9, 0.999))
         per_step = cfg.baselines.cerberus.tasks_per_step or len(self.tasks)
         per_step = min(per_step, len(self.tasks))
         n_images = sum(len(ld.dataset) for ld in self.loaders)

@@ -4,8 +4,11 @@ Groups: backbone parameters (name contains "backbone") at `model.backbone.lr`; p
 whose name contains "sampling_offsets" or "reference_points" at `train.lr *
 train.sampling_offsets_lr_mult`; everything else at `train.lr`. Weight decay
 `train.weight_decay` everywhere (as DINO). Frozen parameters are left out.
+`adamw` builds every AdamW of the package (detector, YOLO baselines, both experts).
 """
 from __future__ import annotations
+
+from typing import Any, Iterable
 
 from torch import nn
 from torch.optim import AdamW
@@ -37,11 +40,23 @@ def param_groups(model: nn.Module, cfg: Config) -> list[dict]:
             for g, ps in params.items() if ps]
 
 
+def adamw(params: Iterable[Any], **kwargs: Any) -> AdamW:
+    """torch's AdamW with its fused update where this torch has one for the parameters' device
+    (CPU since torch 2.4, CUDA): the same arithmetic in one pass over each tensor instead of about
+    ten elementwise ops (benchmarks/bench_kernels.py: 3.4x faster on the embedded CLIP's 8 M
+    parameters); the plain update elsewhere. `params`: tensors or parameter-group dicts."""
+    params = list(params)
+    try:
+        return AdamW(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):      # no fused kernel for this device / dtype
+        return AdamW(params, **kwargs)
+
+
 def build_optimizer(model: nn.Module, cfg: Config) -> AdamW:
     groups = param_groups(model, cfg)
     if not groups:
         raise ValueError("the model has no trainable parameter")
-    return AdamW(groups, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    return adamw(groups, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
 
 def build_scheduler(optimizer: AdamW, cfg: Config) -> MultiStepLR:

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from come.config.schema import Config
+from come.engine.optim import adamw
 from come.experts.images import IMAGENET_MEAN, IMAGENET_STD, denormalize, normalize, to_float
 from come.experts.structure import vit_tokens
 from come.utils.seed import seed_everything
@@ -138,7 +139,7 @@ def pretrain(model: MIMModel, images: Tensor, cfg: Config, log: Callable[[str], 
     bs = min(sc.batch_size, n)
     steps = max(1, n // bs)
     total = steps * sc.mim_epochs
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=sc.mim_lr, betas=(0.9, 0.95))
+    opt = adamw(param_groups(model, 0.05), lr=sc.mim_lr, betas=(0.9, 0.95))
     warm = max(1, total // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from come.config.schema import Config
 from come.experts.images import crop_box, normalize, read_rgb, resize_square, to_float, to_uint8
 from come.experts.losses import contrastive_loss
+from come.engine.optim import adamw
 from come.experts.prompts import class_prompt, image_label
 from come.utils.seed import seed_everything
 
@@ -132,7 +133,7 @@ def finetune(model: nn.Module, tokenizer: Callable, info: dict, pairs: dict, cfg
     bs = min(sc.batch_size, n)
     steps_per_epoch = max(1, n // bs)
     total = steps_per_epoch * n_epochs
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
+    opt = adamw([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
     warm = max(1, total // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))

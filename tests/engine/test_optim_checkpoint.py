@@ -9,7 +9,7 @@ import torch
 
 from come.config import load_config
 from come.engine.checkpoint import is_finished, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from come.engine.optim import build_optimizer, build_scheduler
+from come.engine.optim import adamw, build_optimizer, build_scheduler
 
 from .conftest import TinyDetector
 
@@ -27,6 +27,45 @@ def test_param_groups_follow_dino():
     assert id(model.backbone[0].weight) in names["backbone"]
     assert id(model.backbone[0].bias) not in set().union(*names.values())
     assert all(g["weight_decay"] == 1e-4 for g in opt.param_groups)
+
+
+def test_adamw_is_fused_where_torch_has_it_and_steps_like_the_plain_update():
+    """On CPU (torch >= 2.4) `adamw` is the fused AdamW; 20 steps with weight decay land on the
+    plain AdamW's parameters to float rounding. Where no fused kernel exists it falls back.
+    Mutation: dropping weight_decay or betas from the kwargs it forwards fails the comparison."""
+    torch.manual_seed(0)
+    plain_model, fused_model = TinyDetector(), TinyDetector()
+    fused_model.load_state_dict(plain_model.state_dict())
+    kwargs = dict(lr=1e-2, weight_decay=0.05, betas=(0.9, 0.95))
+    plain = torch.optim.AdamW(list(plain_model.parameters()), **kwargs)
+    fused = adamw(fused_model.parameters(), **kwargs)            # a generator is accepted too
+    assert fused.param_groups[0]["fused"] is True
+    start = [p.detach().clone() for p in plain_model.parameters()]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        for a, b in zip(plain_model.parameters(), fused_model.parameters()):
+            a.grad = torch.randn(a.shape, generator=g)
+            b.grad = a.grad.clone()
+        plain.step()
+        fused.step()
+    for a, b in zip(plain_model.parameters(), fused_model.parameters()):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
+    assert all(not torch.allclose(a, s0) for a, s0 in zip(plain_model.parameters(), start))  # they moved
+
+
+def test_adamw_falls_back_without_a_fused_kernel(monkeypatch):
+    import come.engine.optim as optim
+    real = optim.AdamW
+
+    def no_fused(params, fused=None, **kw):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors "
+                               "of supported devices")
+        return real(params, **kw)
+
+    monkeypatch.setattr(optim, "AdamW", no_fused)
+    opt = optim.adamw((p for p in TinyDetector().parameters()), lr=1e-3)
+    assert not opt.param_groups[0]["fused"] and len(opt.param_groups[0]["params"]) > 0
 
 
 def test_step_schedule_drops_at_the_given_epoch():
