@@ -172,6 +172,9 @@ def _seed_resample(per_seed: np.ndarray, resamples: int, rng: np.random.Generato
     return per_seed[draw, np.arange(b)[:, None]].mean(axis=1)
 
 
+ONE_SEED_NOTE = "one seed: the interval covers test images, not the spread between training runs"
+
+
 def below_floor(best_ap: Optional[float], floor: float) -> bool:
     """True when the claim's best run is under the AP floor (floor <= 0: never)."""
     return floor > 0 and best_ap is not None and best_ap < floor
@@ -226,6 +229,8 @@ def evaluate_claim(claim: Claim, rows: dict[str, dict[int, RunInfo]], boot: Boot
         res.verdict = "inconclusive"
         res.note = (f"every run below AP {ap_floor:g}, best {res.best_ap:.3f}: too little learned to compare; "
                     "eval.claim_ap_floor")
+    elif claim.metric != "clustering_ms" and len(seeds) == 1 and res.verdict != "inconclusive":
+        res.note = ONE_SEED_NOTE
     return res
 
 

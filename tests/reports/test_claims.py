@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from come.reports.claims import (CLAIMS, Claim, by_row, claims_markdown, evaluate_claim, paper_difference,
-                                 verdict)
+from come.reports.claims import (CLAIMS, ONE_SEED_NOTE, Claim, by_row, claims_markdown, evaluate_claim,
+                                 paper_difference, verdict)
 from come.reports.runs import RunInfo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,8 +68,9 @@ def test_paired_difference_is_narrow_when_images_move_together():
     res = evaluate(Claim("a above b", "a", ("b",)), [a, b])
     assert res.diff == pytest.approx(0.01) and res.lo == pytest.approx(0.01) and res.hi == pytest.approx(0.01)
     assert res.verdict == "holds" and res.seeds == [0]
+    assert res.note == ONE_SEED_NOTE                    # a decisive one-seed verdict says what it leaves out
     worse = evaluate(Claim("b above a", "b", ("a",)), [a, b])
-    assert worse.verdict == "contradicted"
+    assert worse.verdict == "contradicted" and worse.note == ONE_SEED_NOTE
 
 
 def test_best_of_several_and_seeds():
@@ -82,7 +83,11 @@ def test_best_of_several_and_seeds():
     res = evaluate(Claim("a best", "a", ("b1", "b2")), runs)
     assert res.seeds == [0, 1, 2] and res.diff == pytest.approx(0.02)
     assert -0.03 - 1e-9 <= res.lo < 0 < res.hi <= 0.05 + 1e-9   # seed resampling spans the seeds' gaps
-    assert res.verdict == "inconclusive"
+    assert res.verdict == "inconclusive" and res.note == ""
+    clear = [(r, c) for r, c in runs if not r.run.startswith("a-")]
+    clear += [fake_run(f"a-seed~{s}", s, {"D": np.full(50, 0.9)}) for s in range(3)]
+    decided = evaluate(Claim("a best", "a", ("b1", "b2")), clear)
+    assert decided.verdict == "holds" and decided.note == ""    # three seeds: no one-seed caveat
 
 
 def test_missing_runs_and_timing_claims():
