@@ -269,7 +269,8 @@ def claims_markdown(results: list[ClaimResult]) -> list[str]:
              "over test images (and over seeds when there are several); verdict: holds when the interval "
              "is on the claimed side of 0 (comparable: inside the +-margin band), contradicted when it is "
              "wholly on the other side, else inconclusive; inconclusive too when every run of the claim "
-             "is below the AP floor (`eval.claim_ap_floor`). Computed by `come.reports.claims`.", "",
+             "is below the AP floor (`eval.claim_ap_floor`). A decisive verdict from one seed is marked: "
+             "its interval leaves out the spread between training runs. Computed by `come.reports.claims`.", "",
              "| claim | paper diff | our diff [95% CI] | seeds | verdict |", "|---|---|---|---|---|"]
     for r in results:
         paper = "n/a" if r.paper_diff is None else f"{r.paper_diff:+.4f}"
