@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 import come.model.deform_attn as deform_attn
 from come.config.loader import load_config
-from come.model.backbone import FrozenBatchNorm2d
 from come.engine.optim import adamw
+from come.model.backbone import FrozenBatchNorm2d
 from come.model.deform_attn import ms_deform_attn_pytorch
 from come.model.detector import build_criterion, build_detector
 
@@ -79,12 +79,6 @@ def best_time(fn, args, grad: bool, reps: int) -> float:
     return best
 
 
-def frozen_bn_broadcast(bn: FrozenBatchNorm2d, x: torch.Tensor) -> torch.Tensor:
-    """The earlier FrozenBatchNorm2d forward (still the path when a gradient flows)."""
-    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
-    return x * scale[None, :, None, None] + (bn.bias - bn.running_mean * scale)[None, :, None, None]
-
-
 def frozen_bn_rows(reps: int) -> None:
     print(f"\n{'FrozenBatchNorm2d, no grad':<34}{'broadcast ms':>14}{'fused ms':>10}{'speed-up':>10}{'max diff':>10}")
     g = torch.Generator().manual_seed(0)
@@ -96,9 +90,9 @@ def frozen_bn_rows(reps: int) -> None:
         x = torch.randn(*shape, generator=g)
         times = {"old": float("inf"), "now": float("inf")}
         with torch.no_grad():
-            diff = (bn(x) - frozen_bn_broadcast(bn, x)).abs().max().item()
+            diff = (bn(x) - bn.broadcast(x)).abs().max().item()
             for _ in range(reps):
-                for key, fn in (("old", lambda: frozen_bn_broadcast(bn, x)), ("now", lambda: bn(x))):
+                for key, fn in (("old", lambda: bn.broadcast(x)), ("now", lambda: bn(x))):
                     t0 = time.perf_counter()
                     fn()
                     times[key] = min(times[key], time.perf_counter() - t0)
@@ -135,7 +129,7 @@ def earlier_readings(on: bool):
     """Swap the earlier deformable core and FrozenBatchNorm2d forward in (on=True) for a block."""
     core, bn_forward = deform_attn.ms_deform_attn_pytorch, FrozenBatchNorm2d.forward
     if on:
-        deform_attn.ms_deform_attn_pytorch, FrozenBatchNorm2d.forward = stacked, frozen_bn_broadcast
+        deform_attn.ms_deform_attn_pytorch, FrozenBatchNorm2d.forward = stacked, FrozenBatchNorm2d.broadcast
     try:
         yield
     finally:

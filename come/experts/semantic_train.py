@@ -17,9 +17,9 @@ from scipy.stats import binomtest
 from torch import Tensor, nn
 
 from come.config.schema import Config
+from come.engine.optim import adamw
 from come.experts.images import crop_box, normalize, read_rgb, resize_square, to_float, to_uint8
 from come.experts.losses import contrastive_loss
-from come.engine.optim import adamw
 from come.experts.prompts import class_prompt, image_label
 from come.utils.seed import seed_everything
 
