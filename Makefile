@@ -7,7 +7,12 @@ CORES ?= 2
 
 .PHONY: demo test test-all venv clean lint paper-dryrun bench
 
+# A new .venv holds about 7 GiB (torch's CUDA wheel from PyPI, its nvidia libraries and triton):
+# check the disk first rather than fail half-way through pip with "No space left on device".
+VENV_GIB ?= 8
+
 $(BIN)/come: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) come/utils/diskspace.py $(VENV) $(VENV_GIB) "a new Python environment ($(VENV), torch and the pinned requirements)"
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
