@@ -58,11 +58,43 @@ class FrozenBatchNorm2d(nn.Module):
         return f"{self.weight.shape[0]}, eps={self.eps}"
 
 
+class FrozenBatchNormAct2d(FrozenBatchNorm2d):
+    """FrozenBatchNorm2d followed by the dropout and activation a fused norm + act layer carries
+    (timm's BatchNormAct2d: EfficientNets, where ReLU6 lives inside the BatchNorm module).
+    Same state_dict keys as the layer it replaces: `drop` and `act` hold no tensors."""
+
+    def __init__(self, num_features: int, eps: float, drop: nn.Module, act: nn.Module):
+        super().__init__(num_features, eps)
+        self.drop = drop
+        self.act = act
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x [B, C, H, W] -> act(drop(frozen_bn(x))), same shape (timm's order)."""
+        return self.act(self.drop(super().forward(x)))
+
+
+def _frozen_copy(bn: nn.BatchNorm2d) -> FrozenBatchNorm2d:
+    """The frozen replacement of `bn`, keeping a fused layer's activation (else a network whose
+    activations live in its norm layers would lose every non-linearity)."""
+    act, drop = getattr(bn, "act", None), getattr(bn, "drop", None)
+    if isinstance(act, nn.Module):
+        return FrozenBatchNormAct2d(bn.num_features, bn.eps,
+                                    drop if isinstance(drop, nn.Module) else nn.Identity(), act)
+    if type(bn).forward is not nn.BatchNorm2d.forward and type(bn) not in _PLAIN_BN:
+        raise ValueError(f"freeze_bn: {type(bn).__name__} overrides BatchNorm2d.forward with an "
+                         f"unknown extra step; set model.backbone.freeze_bn: false for this backbone")
+    return FrozenBatchNorm2d(bn.num_features, bn.eps)
+
+
+_PLAIN_BN = (nn.BatchNorm2d, nn.SyncBatchNorm)
+
+
 def freeze_batchnorm(module: nn.Module) -> nn.Module:
-    """Replace every nn.BatchNorm2d in `module` (recursively) by a FrozenBatchNorm2d copy."""
+    """Replace every nn.BatchNorm2d in `module` (recursively) by a frozen copy: its statistics
+    and affine parameters become buffers; a fused activation (timm's BatchNormAct2d) is kept."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, child.eps)
+            frozen = _frozen_copy(child)
             with torch.no_grad():
                 if child.affine:
                     frozen.weight.copy_(child.weight)

@@ -35,6 +35,42 @@ def test_frozen_batchnorm_equals_eval_batchnorm():
         assert torch.allclose(seq(xg), bn(x), atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18"])
+def test_freezing_batchnorm_keeps_the_network_function(name):
+    """Frozen BN must compute what the eval-mode network computes. timm's EfficientNets keep
+    their ReLU6 inside BatchNormAct2d: replacing that by a bare frozen BN made the demo's
+    ImageNet backbone a linear network (caught here: max difference ~12 before the fix)."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    net = timm.create_model(name, features_only=True).eval()
+    for bn in net.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.running_mean.normal_(0, 0.1)
+            bn.running_var.uniform_(0.5, 2.0)
+            nn.init.uniform_(bn.weight, 0.5, 1.5)
+            nn.init.normal_(bn.bias, 0, 0.1)
+    keys = {k for k in net.state_dict() if not k.endswith("num_batches_tracked")}
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        want = net(x)
+    freeze_batchnorm(net)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert set(net.state_dict()) == keys                      # checkpoints keep loading
+    for grad in (False, True):                                 # fused kernel and broadcast path
+        with torch.set_grad_enabled(grad):
+            got = net(x.clone().requires_grad_(grad))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a.detach(), b, atol=1e-4, rtol=1e-3)
+
+
+def test_freezing_an_unknown_batchnorm_variant_is_refused():
+    class Odd(nn.BatchNorm2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+    with pytest.raises(ValueError, match="Odd overrides BatchNorm2d.forward"):
+        freeze_batchnorm(nn.Sequential(Odd(3)))
+
+
 def test_backbone_features_and_frozen_stages():
     bb = Backbone(BackboneConfig(name="resnet18", frozen_stages=1))
     assert bb.channels == [128, 256, 512] and bb.strides == [8, 16, 32]

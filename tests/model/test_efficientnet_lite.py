@@ -89,3 +89,20 @@ def test_backbone_switch_and_frozen_stages():
     assert [tuple(f.shape[-2:]) for f in feats] == [(8, 12), (4, 6), (2, 3)]
     with pytest.raises(ValueError, match="model.backbone.name must be one of"):
         Backbone(BackboneConfig(name="resnet18", pretrained=lite.PACKAGE))
+
+
+def test_demo_config_trains_only_the_stride_32_stage():
+    """config/config.yaml's frozen_stages=3 (demo budget, docs/method.md#backbone): stem to
+    blocks.4 frozen, blocks.5-6 trained, so the backbone lr group is not empty; no gradient
+    reaches the frozen part (mutation: freezing one stage fewer trains blocks.3-4)."""
+    from pathlib import Path
+
+    from come.config import load_config
+    cfg = load_config(str(Path(__file__).resolve().parents[2] / "config" / "config.yaml")).model.backbone
+    assert cfg.frozen_stages == 3
+    bb = Backbone(cfg)
+    trainable = {".".join(n.split(".")[:2]) for n, p in bb.body.named_parameters() if p.requires_grad}
+    assert trainable == {"blocks.5", "blocks.6"}
+    sum(f.sum() for f in bb(torch.randn(2, 3, 64, 64))).backward()
+    assert all(p.grad is None for p in bb.body.parameters() if not p.requires_grad)
+    assert all(p.grad is not None for p in bb.body.parameters() if p.requires_grad)
