@@ -73,6 +73,9 @@ class FrozenBatchNormAct2d(FrozenBatchNorm2d):
         return self.act(self.drop(super().forward(x)))
 
 
+_PLAIN_BN = (nn.BatchNorm2d, nn.SyncBatchNorm)     # BatchNorm classes whose forward is plain batch norm
+
+
 def _frozen_copy(bn: nn.BatchNorm2d) -> FrozenBatchNorm2d:
     """The frozen replacement of `bn`, keeping a fused layer's activation (else a network whose
     activations live in its norm layers would lose every non-linearity)."""
@@ -84,9 +87,6 @@ def _frozen_copy(bn: nn.BatchNorm2d) -> FrozenBatchNorm2d:
         raise ValueError(f"freeze_bn: {type(bn).__name__} overrides BatchNorm2d.forward with an "
                          f"unknown extra step; set model.backbone.freeze_bn: false for this backbone")
     return FrozenBatchNorm2d(bn.num_features, bn.eps)
-
-
-_PLAIN_BN = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
 def freeze_batchnorm(module: nn.Module) -> nn.Module:
