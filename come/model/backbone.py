@@ -73,7 +73,7 @@ class FrozenBatchNormAct2d(FrozenBatchNorm2d):
         return self.act(self.drop(super().forward(x)))
 
 
-_PLAIN_BN = (nn.BatchNorm2d, nn.SyncBatchNorm)     # BatchNorm classes whose forward is plain batch norm
+_PLAIN_FORWARDS = (nn.BatchNorm2d.forward, nn.SyncBatchNorm.forward)   # plain batch norm, nothing after
 
 
 def _frozen_copy(bn: nn.BatchNorm2d) -> FrozenBatchNorm2d:
@@ -83,7 +83,7 @@ def _frozen_copy(bn: nn.BatchNorm2d) -> FrozenBatchNorm2d:
     if isinstance(act, nn.Module):
         return FrozenBatchNormAct2d(bn.num_features, bn.eps,
                                     drop if isinstance(drop, nn.Module) else nn.Identity(), act)
-    if type(bn).forward is not nn.BatchNorm2d.forward and type(bn) not in _PLAIN_BN:
+    if type(bn).forward not in _PLAIN_FORWARDS:
         raise ValueError(f"freeze_bn: {type(bn).__name__} overrides BatchNorm2d.forward with an "
                          f"unknown extra step; set model.backbone.freeze_bn: false for this backbone")
     return FrozenBatchNorm2d(bn.num_features, bn.eps)

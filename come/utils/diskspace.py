@@ -30,19 +30,15 @@ def existing_parent(path: str | Path) -> Path:
     return p
 
 
-def free_gib(path: str | Path) -> float:
-    """Free space (GiB) on the file system that holds, or would hold, `path`."""
-    return shutil.disk_usage(existing_parent(path)).free / GIB
-
-
 def require_free(path: str | Path, need_gib: float, what: str) -> float:
     """Raise DiskSpaceError unless `need_gib` GiB are free where `path` lives; return the free GiB."""
     if need_gib < 0:
         raise ValueError(f"need_gib must be >= 0, got {need_gib}")
-    free = free_gib(path)
+    where = existing_parent(path)
+    free = shutil.disk_usage(where).free / GIB
     if free < need_gib:
         raise DiskSpaceError(
-            f"{Path(path)}: {free:.1f} GiB free on its disk ({existing_parent(path)}), "
+            f"{Path(path)}: {free:.1f} GiB free on its disk ({where}), "
             f"{what} needs about {need_gib:g} GiB; free some space "
             f"and run again")
     return free
