@@ -3,9 +3,11 @@
     python benchmarks/bench_demo_time.py [--repeat 3] [--results results] [--cores 2]
 
 Start-up: a fresh interpreter importing what one `come train` job imports before its first
-step (the train + in-process evaluation modules, the detector, timm), wall and CPU seconds,
-median of --repeat; beside it the imports a separate `come evaluate` process used to pay (the
-second interpreter per run that in-process evaluation removes).
+step (the train + in-process evaluation modules, the detector, timm, torch._dynamo), wall and
+CPU seconds, median of --repeat, the sets alternated side by side: a DINO-family job, a
+MoE-family job before routing.png was drawn with PIL (matplotlib + seaborn), a COME job
+(shared-expert bank), and the separate `come evaluate` process that in-process evaluation
+removed.
 Time split, from a finished `make demo` (`results/`): Snakemake benchmark files
 (`results/benchmarks/{train,experts}/*.tsv`, column `s`) and each run's metrics.json timing
 (`train_seconds` = sum of optimiser steps, `eval_seconds`). Per train job: training, evaluation,
@@ -26,25 +28,35 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-JOB_IMPORTS = ("come.commands.train", "come.engine.train", "come.engine.evaluate", "come.model.detector",
-               "come.workflow.grid", "timm")
-OLD_EVAL_IMPORTS = ("come.commands.evaluate", "come.engine.evaluate", "come.model.detector", "timm",
-                    "matplotlib.pyplot")
+# what one `come train` job imports before its first step: the train + in-process evaluation
+# modules, the detector, timm (backbone) and torch._dynamo (loaded by seeding and by the optimizer)
+JOB = ("come.commands.train", "come.engine.train", "come.engine.evaluate", "come.model.detector",
+       "come.workflow.grid", "timm", "torch._dynamo")
+STARTUP_SETS = {
+    "DINO, DINO-MoE or DAMEX job": JOB,
+    "  a MoE-family job before the PIL routing.png": JOB + ("matplotlib.pyplot", "seaborn"),
+    "COME job (shared-expert bank)": JOB + ("come.experts.bank",),
+    "a separate evaluate process (no longer run)": ("come.commands.evaluate", "come.engine.evaluate",
+                                                    "come.model.detector", "timm", "matplotlib.pyplot"),
+}
 
 
-def startup(modules: tuple[str, ...], repeat: int) -> tuple[float, float]:
-    """Median (wall, cpu) seconds of a fresh interpreter importing `modules`."""
-    code = "import " + ", ".join(modules)
+def startup(sets: dict[str, tuple[str, ...]], repeat: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, cpu) seconds of a fresh interpreter importing each set's modules; the sets
+    alternate within each repeat, so a busy moment of the machine hits all of them alike."""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    walls, cpus = [], []
+    walls: dict[str, list[float]] = {k: [] for k in sets}
+    cpus: dict[str, list[float]] = {k: [] for k in sets}
     for _ in range(repeat):
-        before = os.times()
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True)
-        walls.append(time.perf_counter() - t0)
-        after = os.times()
-        cpus.append((after.children_user - before.children_user) + (after.children_system - before.children_system))
-    return statistics.median(walls), statistics.median(cpus)
+        for name, modules in sets.items():
+            before = os.times()
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import " + ", ".join(modules)], env=env, check=True)
+            walls[name].append(time.perf_counter() - t0)
+            after = os.times()
+            cpus[name].append((after.children_user - before.children_user)
+                              + (after.children_system - before.children_system))
+    return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in sets}
 
 
 def tsv_seconds(folder: Path) -> dict[str, float]:
@@ -92,10 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-startup", action="store_true")
     args = ap.parse_args(argv)
     if not args.no_startup:
-        wall, cpu = startup(JOB_IMPORTS, args.repeat)
-        print(f"per-job start-up (one `come train` job, imports): {wall:6.2f} s wall, {cpu:6.2f} s CPU")
-        wall, cpu = startup(OLD_EVAL_IMPORTS, args.repeat)
-        print(f"a separate evaluate process (no longer run):      {wall:6.2f} s wall, {cpu:6.2f} s CPU")
+        print(f"per-job start-up: imports of a fresh interpreter, median of {args.repeat}, sets alternated")
+        for name, (wall, cpu) in startup(STARTUP_SETS, args.repeat).items():
+            print(f"  {name:52s} {wall:6.2f} s wall {cpu:6.2f} s CPU")
     results = Path(args.results)
     if not (results / "benchmarks").is_dir():
         print(f"no {results / 'benchmarks'}: run `make demo` first for the time split")

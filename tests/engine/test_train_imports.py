@@ -1,5 +1,6 @@
-"""`come train` of a DINO run evaluates in its own process without importing open_clip or
-matplotlib (per-job start-up: one interpreter, one torch import, one model build per run)."""
+"""`come train` of a DINO or DINO-MoE run evaluates in its own process without importing
+open_clip, matplotlib, seaborn or pandas (per-job start-up: one interpreter, one torch import,
+one model build per run)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from .conftest import make_benchmark
@@ -17,21 +19,24 @@ PROBE = """
 import json, sys
 from come.cli import main
 rc = main(sys.argv[1:])
-print("HEAVY=" + json.dumps(sorted(m for m in ("open_clip", "matplotlib", "seaborn", "pandas") if m in sys.modules)))
+HEAVY = ("open_clip", "matplotlib", "seaborn", "pandas")
+print("HEAVY=" + json.dumps(sorted(m for m in HEAVY if m in sys.modules)))
 sys.exit(rc)
 """
 
 
-def test_come_train_dino_evaluates_in_process_without_heavy_imports(tmp_path):
-    """Fails on the old code: `come train` wrote no metrics.json (a second `come evaluate`
-    process did, importing matplotlib for qualitative.png)."""
+@pytest.mark.parametrize("ffn", ["dense", "moe"])
+def test_come_train_evaluates_in_process_without_heavy_imports(tmp_path, ffn):
+    """Failed on older code: `come train` wrote no metrics.json (a second `come evaluate`
+    process did, importing matplotlib for qualitative.png); the MoE run drew routing.png with
+    seaborn (1.5-2 s of import per MoE-family job, benchmarks/bench_demo_time.py)."""
     data_root, splits_root = make_benchmark(tmp_path / "bench", n_train=4, n_test=2)
     cfg = {"data": {"datasets": ["BUSI", "DDTI"], "root": str(data_root), "splits_root": str(splits_root),
                     "image_size": 48, "min_size": 32},
            "run": {"train_datasets": ["BUSI", "DDTI"]},
            "model": {"backbone": {"name": "resnet18", "pretrained": "", "freeze_bn": False, "frozen_stages": -1},
                      "hidden_dim": 32, "nheads": 2, "enc_layers": 1, "dec_layers": 1, "num_queries": 10,
-                     "dn_number": 4, "num_select": 10, "ffn": {"type": "dense", "hidden_dim": 64}},
+                     "dn_number": 4, "num_select": 10, "ffn": {"type": ffn, "hidden_dim": 64, "num_experts": 4}},
            "train": {"epochs": 1, "batch_size": 2, "max_steps_per_epoch": 1, "threads": 1},
            "eval": {"batch_size": 2}}
     path = tmp_path / "c.yaml"
@@ -46,3 +51,4 @@ def test_come_train_dino_evaluates_in_process_without_heavy_imports(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["run"] == "dino" and set(metrics["datasets"]) == {"BUSI", "DDTI"}
     assert (out / "predictions" / "DDTI.json").is_file() and (out / "qualitative.png").is_file()
+    assert (out / "routing.png").is_file() == (ffn == "moe")

@@ -163,22 +163,13 @@ class RoutingRecorder:
         return paths
 
     def _heatmap(self, path: Path) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import seaborn as sns
+        """routing.png with PIL (come.model.moe.heatmap): no matplotlib in the training job."""
+        from .heatmap import draw_share_heatmap
 
         top1 = self.total(self.top1).astype(float)
         share = top1 / np.maximum(top1.sum(1, keepdims=True), 1)
-        fig, ax = plt.subplots(figsize=(1.2 + 0.6 * self.E, 1.0 + 0.5 * len(self.sources)))
-        sns.heatmap(share, ax=ax, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="viridis",
-                    xticklabels=[str(e) for e in range(self.E)], yticklabels=self.sources)
-        ax.set_xlabel("expert (top-1)")
-        ax.set_ylabel("source dataset")
-        ax.set_title("Top-1 routing share per source (rows sum to 1, all MoE layers)")
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        draw_share_heatmap(share, list(self.sources), [str(e) for e in range(self.E)],
+                           "Top-1 routing share per source (all MoE layers)", path)
 
 
 @contextlib.contextmanager
