@@ -16,6 +16,11 @@ draws for every run, so differences are paired), the paired differences of each 
 DINO, DINO-MoE and DAMEX and of Multi-Step minus Fine2Coarse, per dataset and for the two-dataset
 mean, with intervals; wall time and peak memory, and the anchor's curve beside the paper's 0.578.
 Budget knobs: `--steps` (optimiser steps per epoch), `--epochs`, `--set key=value`.
+Seeds: `prepare --seeds 0 1 2` gives each inter-organ row `extra_seeds` (runs `<id>-seed~N`, the
+grid's naming; the shared experts are prepared once); `run` trains seed by seed (all methods of
+one seed before the next), `--runs` takes these ids. With several seeds the paired differences
+average the per-seed differences, and each bootstrap replicate also draws the common seeds with
+replacement (`come.reports.claims.seed_resample`, as the demo's claims table does).
 """
 from __future__ import annotations
 
@@ -55,13 +60,21 @@ def come(args: list[str], log: Path, timing: dict | None = None, key: str = "") 
         entry["peak_rss_mb"] = max(entry["peak_rss_mb"], usage.ru_maxrss / 1024)
 
 
-def write_config(work: Path, steps: int, epochs: int, anchor_epochs: int, overrides: list[str]) -> Path:
+def run_id(rid: str, seed: int) -> str:
+    """The grid's id of row `rid` at `seed` (seed 0 = the row itself)."""
+    return rid if seed == 0 else f"{rid}-seed~{seed}"
+
+
+def write_config(work: Path, steps: int, epochs: int, anchor_epochs: int, overrides: list[str],
+                 seeds: list[int] = (0,)) -> Path:
     """W/bench.yaml (base: config/real-cpu.yaml, paths inside W) and W/grid.yaml (the bench rows)."""
     rows = [{"id": ANCHOR[0], "method": ANCHOR[1], "paradigm": "single", "train_datasets": "BUSBRA",
              "overrides": {"train.epochs": anchor_epochs, "train.lr_drop_epochs": []},
              "serves": [["table2_main", "single", "DINO", ""]]}]
+    extra = [s for s in seeds if s != 0]
     rows += [{"id": rid, "method": m, "paradigm": "inter-organ", "train_datasets": ["BUSBRA", "DDTI"],
-              "serves": [["table2_main", "inter-organ", m, ""]]} for rid, m in INTER]
+              "serves": [["table2_main", "inter-organ", m, ""]], **({"extra_seeds": list(extra)} if extra else {})}
+             for rid, m in INTER]
     (work / "grid.yaml").write_text(yaml.safe_dump({"methods_file": str(REPO / "config" / "methods.yaml"),
                                                     "runs": rows}, sort_keys=False))
     cfg = {"base": str(REPO / "config" / "real-cpu.yaml"), "name": "bench-real",
@@ -75,7 +88,13 @@ def write_config(work: Path, steps: int, epochs: int, anchor_epochs: int, overri
     path = work / "bench.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     (work / "overrides.json").write_text(json.dumps(overrides))
+    (work / "seeds.json").write_text(json.dumps(sorted({0, *seeds})))
     return path
+
+
+def bench_seeds(work: Path) -> list[int]:
+    path = work / "seeds.json"
+    return json.loads(path.read_text()) if path.is_file() else [0]
 
 
 def prepare(work: Path, data: Path) -> None:
@@ -171,13 +190,15 @@ def run(work: Path, only: str, stages: list[int], extra: list[str], runs: list[s
             path.write_text(json.dumps(curve, indent=1))
             print(json.dumps(curve[-1]), flush=True)
         return
-    for rid, method in INTER:
-        if (work / "results" / "runs" / rid / "metrics.json").is_file() or (runs and rid not in runs):
-            continue
-        if method.startswith("COME"):
-            prepare_experts(work, cfg, sets, timing)
-        metrics = train_eval(work, cfg, rid, sets, timing)
-        print(rid, json.dumps({d: round(v["AP"], 4) for d, v in metrics["datasets"].items()}), flush=True)
+    for seed in bench_seeds(work):
+        for base, method in INTER:
+            rid = run_id(base, seed)
+            if (work / "results" / "runs" / rid / "metrics.json").is_file() or (runs and rid not in runs):
+                continue
+            if method.startswith("COME"):
+                prepare_experts(work, cfg, sets, timing)
+            metrics = train_eval(work, cfg, rid, sets, timing)
+            print(rid, json.dumps({d: round(v["AP"], 4) for d, v in metrics["datasets"].items()}), flush=True)
 
 
 def _replicates(work: Path, run_id: str, ds: str, resamples: int) -> tuple[float, np.ndarray] | None:
@@ -201,21 +222,34 @@ PAIRS = [(c, b) for c in ("inter-come-f2c", "inter-come-ms") for b in ("inter-di
 PAIRS += [("inter-come-ms", "inter-come-f2c")]
 
 
-def paired_lines(reps: dict[tuple[str, str], tuple[float, np.ndarray]]) -> list[str]:
-    """`- A - B on DS: point [lo, hi] (verdict)` for each pair of `PAIRS` both evaluated, per
-    dataset and for the two-dataset mean (replicates averaged draw by draw, so still paired)."""
+def paired_lines(reps: dict[tuple[str, str], tuple[float, np.ndarray]], seeds: list[int] = (0,),
+                 resamples_seed: int = 0) -> list[str]:
+    """`- A - B on DS: point [lo, hi] (verdict, seeds)` for each pair of `PAIRS`, per dataset and
+    for the two-dataset mean (replicates averaged draw by draw, so still paired). `reps` is keyed
+    by (grid run id, dataset); a pair uses the seeds at which both runs were evaluated: the point
+    is the mean over those seeds, and with several seeds each replicate also draws the seeds
+    with replacement (`seed_resample`)."""
     from come.reports.bootstrap import interval
+    from come.reports.claims import seed_resample
     out = []
     for a, b in PAIRS:
         for ds in ("BUSBRA", "DDTI", "mean"):
             members = ["BUSBRA", "DDTI"] if ds == "mean" else [ds]
-            if not all((r, m) in reps for r in (a, b) for m in members):
+            common = [s for s in seeds if all((run_id(r, s), m) in reps for r in (a, b) for m in members)]
+            if not common:
                 continue
-            point = np.mean([reps[(a, m)][0] - reps[(b, m)][0] for m in members])
-            d = np.mean([reps[(a, m)][1] - reps[(b, m)][1] for m in members], axis=0)
+            points, per_seed = [], []
+            for s in common:
+                ra, rb = run_id(a, s), run_id(b, s)
+                points.append(np.mean([reps[(ra, m)][0] - reps[(rb, m)][0] for m in members]))
+                per_seed.append(np.mean([reps[(ra, m)][1] - reps[(rb, m)][1] for m in members], axis=0))
+            d = per_seed[0] if len(common) == 1 else seed_resample(
+                np.stack(per_seed), per_seed[0].shape[0], np.random.default_rng(resamples_seed))
             lo, hi = interval(d)
             verdict = f"{a} better" if lo > 0 else f"{b} better" if hi < 0 else "no significant difference"
-            out.append(f"- {a} - {b} on {ds}: {point:+.4f} [{lo:+.4f}, {hi:+.4f}] ({verdict})")
+            which = f"seed {common[0]}" if len(common) == 1 else f"{len(common)} seeds {common}"
+            out.append(f"- {a} - {b} on {ds}: {float(np.mean(points)):+.4f} [{lo:+.4f}, {hi:+.4f}] "
+                       f"({verdict}; {which})")
     return out
 
 
@@ -228,7 +262,8 @@ def report(work: Path, resamples: int) -> str:
     lines = ["| run | method | dataset | AP [95% CI] | steps | train wall (min) | eval wall (min) | peak RSS (MB) |",
              "|---|---|---|---|---|---|---|---|"]
     reps: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
-    for rid, method in [ANCHOR] + INTER:
+    seeds = bench_seeds(work)
+    for rid, method in [ANCHOR] + [(run_id(r, s), m) for s in seeds for r, m in INTER]:
         for ds in (["BUSBRA"] if rid == ANCHOR[0] else ["BUSBRA", "DDTI"]):
             found = _replicates(work, rid, ds, resamples)
             if found is None:
@@ -242,7 +277,7 @@ def report(work: Path, resamples: int) -> str:
                          f"{sum(r['time'] for r in log) / 60:.1f} | {e.get('wall_s', 0) / 60:.1f} | {mem:.0f} |")
     lines += ["", "Paired differences, inter-organ (same bootstrap draws of the test images for every run; "
               "mean = the mean of the two datasets' AP, the paper's inter-organ mean):", ""]
-    lines += paired_lines(reps)
+    lines += paired_lines(reps, seeds)
     if not lines[-1].startswith("- "):
         lines.append("- not measured: no COME run finished evaluation")
     curve = work / "anchor_curve.json"
@@ -274,6 +309,7 @@ def main() -> int:
     ap.add_argument("--stages", type=int, nargs="+", default=[2, 4, 6], help="anchor: evaluate after these epochs")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="config override (prepare: every run; run: this invocation's runs)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="prepare: seeds of the inter-organ runs")
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=None, help="report: also write the Markdown here")
     args = ap.parse_args()
@@ -283,7 +319,7 @@ def main() -> int:
         if not args.data.is_dir():
             print(f"bench_real: {args.data} not found (BUS-BRA and DDTI releases expected)", file=sys.stderr)
             return 2
-        write_config(work, args.steps, args.epochs, max(args.stages), args.overrides)
+        write_config(work, args.steps, args.epochs, max(args.stages), args.overrides, args.seeds)
         prepare(work, args.data.resolve())
     elif args.action == "run":
         run(work, args.only, sorted(args.stages), args.overrides, args.runs)

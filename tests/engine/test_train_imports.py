@@ -29,7 +29,7 @@ sys.exit(rc)
 def test_come_train_evaluates_in_process_without_heavy_imports(tmp_path, ffn):
     """Failed on older code: `come train` wrote no metrics.json (a second `come evaluate`
     process did, importing matplotlib for qualitative.png); the MoE run drew routing.png with
-    seaborn (1.5-2 s of import per MoE-family job, benchmarks/bench_demo_time.py)."""
+    seaborn (1.1-1.4 s of import per MoE-family job, benchmarks/bench_demo_time.py)."""
     data_root, splits_root = make_benchmark(tmp_path / "bench", n_train=4, n_test=2)
     cfg = {"data": {"datasets": ["BUSI", "DDTI"], "root": str(data_root), "splits_root": str(splits_root),
                     "image_size": 48, "min_size": 32},

@@ -29,10 +29,34 @@ def test_pair_verdicts_follow_the_interval():
             ("inter-come-f2c", "DDTI"): (0.50, 0.50 + noise["DDTI"] + rng.normal(0, 0.01, 400))}
     lines = {ln.split(":")[0]: ln for ln in _bench().paired_lines(reps)}
     assert set(lines) == {f"- inter-come-f2c - inter-dino on {d}" for d in ("BUSBRA", "DDTI", "mean")}
-    assert lines["- inter-come-f2c - inter-dino on DDTI"].endswith("(inter-come-f2c better)")
-    assert lines["- inter-come-f2c - inter-dino on BUSBRA"].endswith("(inter-dino better)")
+    assert lines["- inter-come-f2c - inter-dino on DDTI"].endswith("(inter-come-f2c better; seed 0)")
+    assert lines["- inter-come-f2c - inter-dino on BUSBRA"].endswith("(inter-dino better; seed 0)")
     mean = lines["- inter-come-f2c - inter-dino on mean"]
-    assert "+0.0000" in mean and mean.endswith("(no significant difference)")
+    assert "+0.0000" in mean and mean.endswith("(no significant difference; seed 0)")
     reps[("inter-come-f2c", "DDTI")] = (0.55, 0.55 + noise["DDTI"])              # mean now +0.025, paired
     mean = {ln.split(":")[0]: ln for ln in _bench().paired_lines(reps)}["- inter-come-f2c - inter-dino on mean"]
-    assert "+0.0250" in mean and mean.endswith("(inter-come-f2c better)")
+    assert "+0.0250" in mean and mean.endswith("(inter-come-f2c better; seed 0)")
+
+
+def test_several_seeds_resample_the_seeds_too():
+    """Seeds 0 and 1 (ids `<row>-seed~1`): COME ahead by 0.12 at seed 0 and behind by 0.04 at
+    seed 1, with little image noise. The point is the mean over seeds (+0.04); the interval must
+    include the seed spread (mutation caught: averaging the seeds' replicates draw by draw only,
+    a narrow interval around +0.04 that calls COME better)."""
+    bench = _bench()
+    rng = np.random.default_rng(1)
+    reps = {}
+    for seed, shift in ((0, 0.12), (1, -0.04)):
+        for ds in ("BUSBRA", "DDTI"):
+            noise = rng.normal(0, 0.005, 400)
+            reps[(bench.run_id("inter-dino", seed), ds)] = (0.30, 0.30 + noise)
+            reps[(bench.run_id("inter-come-f2c", seed), ds)] = (0.30 + shift, 0.30 + shift + noise)
+    reps[("inter-come-ms", "DDTI")] = (0.5, 0.5 + rng.normal(0, 0.005, 400))     # seed 0 only
+    reps[("inter-come-ms", "BUSBRA")] = (0.5, 0.5 + rng.normal(0, 0.005, 400))
+    lines = {ln.split(":")[0]: ln for ln in bench.paired_lines(reps, [0, 1])}
+    mean = lines["- inter-come-f2c - inter-dino on mean"]
+    assert "+0.0400" in mean and mean.endswith("(no significant difference; 2 seeds [0, 1])")
+    lo = float(mean.split("[")[1].split(",")[0])
+    assert lo < -0.03                                           # reaches the worse seed
+    assert lines["- inter-come-ms - inter-dino on mean"].endswith("(inter-come-ms better; seed 0)")
+    assert bench.run_id("inter-dino", 0) == "inter-dino" and bench.run_id("inter-dino", 2) == "inter-dino-seed~2"

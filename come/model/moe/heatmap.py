@@ -1,7 +1,7 @@
 """routing.png: the source x expert top-1 share map of one run, drawn with PIL.
 
 A training job evaluates in its own process and writes this figure; drawing it with PIL keeps
-matplotlib and seaborn (about 1.5 s of import per job, benchmarks/bench_demo_time.py) out of
+matplotlib and seaborn (1.1-1.4 s of import per job, benchmarks/bench_demo_time.py) out of
 that process, as `come.engine.qualitative` does for qualitative.png. The report's
 `fig_routing_heatmap` (come.reports.figures.routing) draws the same shares with matplotlib
 for the headline runs.
