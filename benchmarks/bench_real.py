@@ -244,7 +244,7 @@ def paired_lines(reps: dict[tuple[str, str], tuple[float, np.ndarray]], seeds: l
                 points.append(np.mean([reps[(ra, m)][0] - reps[(rb, m)][0] for m in members]))
                 per_seed.append(np.mean([reps[(ra, m)][1] - reps[(rb, m)][1] for m in members], axis=0))
             d = per_seed[0] if len(common) == 1 else seed_resample(
-                np.stack(per_seed), per_seed[0].shape[0], np.random.default_rng(resamples_seed))
+                np.stack(per_seed), np.random.default_rng(resamples_seed))
             lo, hi = interval(d)
             verdict = f"{a} better" if lo > 0 else f"{b} better" if hi < 0 else "no significant difference"
             which = f"seed {common[0]}" if len(common) == 1 else f"{len(common)} seeds {common}"

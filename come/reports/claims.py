@@ -164,7 +164,7 @@ def _best(claim: Claim, values: np.ndarray) -> np.ndarray:
     return values.min(axis=0) if claim.kind == "less" else values.max(axis=0)
 
 
-def seed_resample(per_seed: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+def seed_resample(per_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """per_seed [S, B] replicate differences -> [B]: replicate b averages the replicate-b
     differences of S seeds drawn with replacement."""
     s, b = per_seed.shape
@@ -221,7 +221,7 @@ def evaluate_claim(claim: Claim, rows: dict[str, dict[int, RunInfo]], boot: Boot
             per_seed.append(reps[0][1] - _best(claim, np.stack([r[1] for r in reps[1:]])))
             points.append(reps[0][0] - float(_best(claim, np.array([r[0] for r in reps[1:]]))))
         res.diff = float(np.mean(points))
-        boots = seed_resample(np.stack(per_seed), resamples, rng)
+        boots = seed_resample(np.stack(per_seed), rng)
         res.best_ap = float(np.max(np.mean(aps, axis=0)))        # per run: mean over seeds
     res.lo, res.hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
     res.verdict = verdict(claim.kind, res.lo, res.hi, claim.margin)
