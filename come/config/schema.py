@@ -1,4 +1,5 @@
-"""Typed configuration: every YAML key of the project is a field here.
+"""Typed configuration: every YAML key of the project is a field here or, for the `experts` and
+`baselines` sections, in `come.config.experts_schema` (re-exported here).
 
 The dataclasses are the schema. `come.config.loader` builds them from YAML with strict checks
 (unknown key, wrong type, invalid value) and `come.config.jsonschema` exports the same schema
