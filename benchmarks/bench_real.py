@@ -15,6 +15,7 @@ prepared before its first run). Each child's wall time and peak RSS (os.wait4) g
 draws for every run, so differences are paired), the paired differences of each COME run minus
 DINO, DINO-MoE and DAMEX and of Multi-Step minus Fine2Coarse, per dataset and for the two-dataset
 mean, with intervals; wall time and peak memory, and the anchor's curve beside the paper's 0.578.
+Each run's replicates are cached in `W/bootstrap/` (reused while its predictions are unchanged).
 Budget knobs: `--steps` (optimiser steps per epoch), `--epochs`, `--set key=value`.
 Seeds: `prepare --seeds 0 1 2` gives each inter-organ row `extra_seeds` (runs `<id>-seed~N`, the
 grid's naming; the shared experts are prepared once); `run` trains seed by seed (all methods of
@@ -202,14 +203,24 @@ def run(work: Path, only: str, stages: list[int], extra: list[str], runs: list[s
 
 
 def _replicates(work: Path, run_id: str, ds: str, resamples: int) -> tuple[float, np.ndarray] | None:
-    from come.reports.bootstrap import bootstrap_metrics
+    """(AP, [resamples] bootstrap AP replicates) of one run on one dataset. Cached in
+    `W/bootstrap/<run>/<ds>.json`, reused while the predictions, the test split and the resample
+    count are unchanged (about a minute per run and dataset at 1000 draws)."""
+    from come.reports.bootstrap import _digest, bootstrap_metrics
     pred = work / "results" / "runs" / run_id / "predictions" / f"{ds}.json"
+    test = work / "splits" / ds / "test.json"
     if not pred.is_file():
         return None
-    gt = json.loads((work / "splits" / ds / "test.json").read_text())
-    res = bootstrap_metrics(gt, json.loads(pred.read_text()), "lesion", resamples,
-                            seed=zlib.crc32(ds.encode()))        # same draws for every run: paired
     metrics = json.loads((work / "results" / "runs" / run_id / "metrics.json").read_text())
+    cache, digest = work / "bootstrap" / run_id / f"{ds}.json", _digest(pred, test)
+    if cache.is_file():
+        entry = json.loads(cache.read_text())
+        if entry.get("digest") == digest and entry.get("resamples") == resamples:
+            return metrics["datasets"][ds]["AP"], np.asarray(entry["AP"], dtype=float)
+    res = bootstrap_metrics(json.loads(test.read_text()), json.loads(pred.read_text()), "lesion", resamples,
+                            seed=zlib.crc32(ds.encode()))        # same draws for every run: paired
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"digest": digest, "resamples": resamples, "AP": res["replicates"]["AP"]}))
     return metrics["datasets"][ds]["AP"], np.asarray(res["replicates"]["AP"], dtype=float)
 
 

@@ -60,3 +60,41 @@ def test_several_seeds_resample_the_seeds_too():
     assert lo < -0.03                                           # reaches the worse seed
     assert lines["- inter-come-ms - inter-dino on mean"].endswith("(inter-come-ms better; seed 0)")
     assert bench.run_id("inter-dino", 0) == "inter-dino" and bench.run_id("inter-dino", 2) == "inter-dino-seed~2"
+
+
+def test_replicates_are_cached_until_the_predictions_change(tmp_path, monkeypatch):
+    """`_replicates` stores each run's bootstrap under W/bootstrap and reuses it; new predictions
+    (a retrained run) or another resample count recompute it. Mutations caught: a cache keyed by
+    run id alone (stale replicates after retraining), no cache (every report recomputes)."""
+    import json
+
+    from come.reports import bootstrap
+
+    bench = _bench()
+    calls = []
+    real = bootstrap.bootstrap_metrics
+    monkeypatch.setattr(bootstrap, "bootstrap_metrics", lambda *a, **k: calls.append(1) or real(*a, **k))
+    gt = {"images": [{"id": i, "width": 100, "height": 100, "file_name": f"{i}.png"} for i in (1, 2, 3)],
+          "annotations": [{"id": i, "image_id": i, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0,
+                           "category_id": 1} for i in (1, 2, 3)],
+          "categories": [{"id": 1, "name": "benign"}]}
+    run = tmp_path / "results" / "runs" / "inter-dino"
+    (run / "predictions").mkdir(parents=True)
+    (tmp_path / "splits" / "DDTI").mkdir(parents=True)
+    (tmp_path / "splits" / "DDTI" / "test.json").write_text(json.dumps(gt))
+    (run / "metrics.json").write_text(json.dumps({"datasets": {"DDTI": {"AP": 0.5}}}))
+
+    def predict(shift):
+        dets = [{"image_id": i, "bbox": [10 + shift * i, 10, 30, 30], "score": 0.9, "category_id": 1}
+                for i in (1, 2, 3)]
+        (run / "predictions" / "DDTI.json").write_text(json.dumps(dets))
+
+    predict(0)
+    first = bench._replicates(tmp_path, "inter-dino", "DDTI", 50)[1]
+    again = bench._replicates(tmp_path, "inter-dino", "DDTI", 50)[1]
+    assert len(calls) == 1 and np.array_equal(first, again) and first.shape == (50,)
+    predict(8)                                                   # retrained: boxes moved
+    moved = bench._replicates(tmp_path, "inter-dino", "DDTI", 50)[1]
+    assert len(calls) == 2 and moved.mean() < first.mean()
+    bench._replicates(tmp_path, "inter-dino", "DDTI", 60)
+    assert len(calls) == 3
