@@ -3,6 +3,7 @@
     nice -n 10 .venv/bin/python benchmarks/bench_real.py prepare --work W
     nice -n 10 .venv/bin/python benchmarks/bench_real.py run --work W --only anchor [--stages 2 4 6]
     nice -n 10 .venv/bin/python benchmarks/bench_real.py run --work W --only inter
+    .venv/bin/python benchmarks/bench_real.py import --work W --from A [--runs ID ...]
     .venv/bin/python benchmarks/bench_real.py report --work W [--out results/bench_real.md]
 
 `prepare` links the two releases into `W/raw`, converts them (BUS-BRA; DDTI as the preprocessed
@@ -22,6 +23,10 @@ grid's naming; the shared experts are prepared once); `run` trains seed by seed 
 one seed before the next), `--runs` takes these ids. With several seeds the paired differences
 average the per-seed differences, and each bootstrap replicate also draws the common seeds with
 replacement (`come.reports.claims.seed_resample`, as the demo's claims table does).
+Pooling across sessions: `run` stamps each run with the git trees of `come/` and `config/`;
+`import --from A` copies A's finished runs (no checkpoints) into W when A has the same test
+images and budget (`bench_real_pool`); `report` shows each run's code and names mixed code.
+Keep `W` without `results/runs/*/checkpoints` to pool it later.
 """
 from __future__ import annotations
 
@@ -36,6 +41,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_real_pool as pool  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent.parent / "shared" / "data" if (REPO.parent.name == "wt") else REPO.parent / "shared" / "data"
@@ -164,11 +172,28 @@ def save_timing(work: Path, timing: dict) -> None:
 def train_eval(work: Path, cfg: Path, run_id: str, sets: list[str], timing: dict, epochs: int | None = None) -> dict:
     out = work / "results" / "runs" / run_id
     extra = ["--set", f"train.epochs={epochs}"] if epochs else []
+    pool.stamp(work, run_id)                  # the code this run trains with, for pooling
     come(["train", "--config", str(cfg), "--run", run_id, *sets, *extra, "--out", str(out), "--no-eval"],
          work / "logs" / f"train_{run_id}.log", timing, run_id)
     come(["evaluate", "--run-dir", str(out)], work / "logs" / f"evaluate_{run_id}.log", timing, f"{run_id}/eval")
     save_timing(work, timing)
     return json.loads((out / "metrics.json").read_text())
+
+
+def import_from(work: Path, source: Path, runs: list[str] | None) -> list[str]:
+    """`import`: pool `source`'s finished inter-organ runs into `work` (`bench_real_pool`), with
+    their timing entries, so `report` pairs them with `work`'s own runs."""
+    known = [run_id(r, s) for s in bench_seeds(work) for r, _ in INTER]
+    copied = pool.import_runs(work, source, known, runs)
+    theirs = load_timing(source.resolve())
+    entries = {k: v for k, v in theirs.items() if k in copied or k.split("/")[0] in copied}
+    if entries:
+        snap = work / "timing_snapshots" / f"imported-{zlib.crc32(str(source.resolve()).encode()):08x}.json"
+        snap.parent.mkdir(parents=True, exist_ok=True)
+        old = json.loads(snap.read_text()) if snap.is_file() else {}
+        snap.write_text(json.dumps({**old, **entries}, indent=1))
+    print(f"imported {len(copied)} run(s) from {source}: {copied}", flush=True)
+    return copied
 
 
 def run(work: Path, only: str, stages: list[int], extra: list[str], runs: list[str] | None = None) -> None:
@@ -270,8 +295,8 @@ def report(work: Path, resamples: int) -> str:
     from `timing.json` (os.wait4 of each child)."""
     from come.reports.bootstrap import interval
     timing = load_timing(work)
-    lines = ["| run | method | dataset | AP [95% CI] | steps | train wall (min) | eval wall (min) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | method | dataset | AP [95% CI] | steps | train wall (min) | eval wall (min) | peak RSS (MB) "
+             "| code (come/config trees) |", "|---|---|---|---|---|---|---|---|---|"]
     reps: dict[tuple[str, str], tuple[float, np.ndarray]] = {}
     seeds = bench_seeds(work)
     for rid, method in [ANCHOR] + [(run_id(r, s), m) for s in seeds for r, m in INTER]:
@@ -285,10 +310,15 @@ def report(work: Path, resamples: int) -> str:
             log = train_log(work, rid)
             mem = max(t.get("peak_rss_mb", 0), e.get("peak_rss_mb", 0))
             lines.append(f"| {rid} | {method} | {ds} | {found[0]:.4f} [{lo:.4f}, {hi:.4f}] | {len(log)} | "
-                         f"{sum(r['time'] for r in log) / 60:.1f} | {e.get('wall_s', 0) / 60:.1f} | {mem:.0f} |")
+                         f"{sum(r['time'] for r in log) / 60:.1f} | {e.get('wall_s', 0) / 60:.1f} | {mem:.0f} | "
+                         f"{pool.code_key(work, rid)} |")
     lines += ["", "Paired differences, inter-organ (same bootstrap draws of the test images for every run; "
               "mean = the mean of the two datasets' AP, the paper's inter-organ mean):", ""]
     lines += paired_lines(reps, seeds)
+    codes = {pool.code_key(work, rid) for rid, _ in reps}
+    if len(codes) > 1:
+        lines.append(f"- note: these runs ran different model code ({', '.join(sorted(codes))}); see the "
+                     "code column before reading a difference between two of them")
     if not lines[-1].startswith("- "):
         lines.append("- not measured: no COME run finished evaluation")
     curve = work / "anchor_curve.json"
@@ -310,11 +340,14 @@ def report(work: Path, resamples: int) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["prepare", "run", "report"])
+    ap.add_argument("action", choices=["prepare", "run", "import", "report"])
     ap.add_argument("--work", required=True, type=Path)
     ap.add_argument("--data", type=Path, default=SHARED)
     ap.add_argument("--only", choices=["anchor", "inter", "experts"], default="inter")
-    ap.add_argument("--runs", nargs="+", default=None, help="inter: only these run ids (parallel processes)")
+    ap.add_argument("--runs", nargs="+", default=None,
+                    help="run: only these inter-organ run ids (parallel processes); import: only these")
+    ap.add_argument("--from", dest="source", type=Path, default=None,
+                    help="import: the work directory (or its copy without checkpoints) to take finished runs from")
     ap.add_argument("--steps", type=int, default=150, help="optimiser steps per epoch (0 = full epochs)")
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the inter-organ runs")
     ap.add_argument("--stages", type=int, nargs="+", default=[2, 4, 6], help="anchor: evaluate after these epochs")
@@ -334,6 +367,10 @@ def main() -> int:
         prepare(work, args.data.resolve())
     elif args.action == "run":
         run(work, args.only, sorted(args.stages), args.overrides, args.runs)
+    elif args.action == "import":
+        if args.source is None:
+            ap.error("import needs --from A")
+        import_from(work, args.source, args.runs)
     else:
         text = report(work, args.resamples)
         print(text)
