@@ -5,8 +5,8 @@ several sessions. A run can be pooled with another only if both were scored on t
 images, trained at the same budget, and ran the same model code:
 
 - `import_runs(W, A)` copies A's finished inter-organ runs into W (predictions, metrics, train
-  log, resolved config; never the checkpoints) after checking A's test splits are byte-identical
-  to W's and that A's budget (`bench.yaml` train section, `overrides.json`) equals W's. It never
+  log, resolved config; never the checkpoints) after checking A's test splits hold the same
+  images and boxes as W's and that A's budget (`bench.yaml` train section, `overrides.json`) equals W's. It never
   overwrites a run W already has.
 - `stamp(W, run)` writes `bench_provenance.json` into a run directory: the commit and the git
   tree hashes of `come/` and `config/` (what decides whether two runs are comparable), and
@@ -70,8 +70,13 @@ def code_key(work: Path, run_id: str) -> str:
     return f"{p['come_tree'][:8]}/{(p.get('config_tree') or '?')[:8]}" + ("+dirty" if p.get("dirty") else "")
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _split_digest(path: Path) -> str:
+    """sha256 of a test split's content: its images, annotations, categories and split settings,
+    without `info.annotations` (the absolute path of the converted file, which names the work
+    directory and so differs between two work directories holding the same split)."""
+    coco = json.loads(path.read_text())
+    info = {k: v for k, v in (coco.get("info") or {}).items() if k != "annotations"}
+    return hashlib.sha256(json.dumps({**coco, "info": info}, sort_keys=True).encode()).hexdigest()
 
 
 def _check_same(work: Path, source: Path) -> None:
@@ -80,7 +85,7 @@ def _check_same(work: Path, source: Path) -> None:
         for p in (mine, theirs):
             if not p.is_file():
                 raise PoolError(f"{p} not found (run `bench_real.py prepare` for that work directory first)")
-        if _sha(mine) != _sha(theirs):
+        if _split_digest(mine) != _split_digest(theirs):
             raise PoolError(f"{theirs} differs from {mine}: runs scored on other test images cannot be paired")
     for name in ("bench.yaml", "overrides.json"):
         mine, theirs = work / name, source / name

@@ -25,10 +25,12 @@ def _bench():
 
 
 def _work(root: Path, seeds=(0, 1), steps=200, gt=GT) -> Path:
-    """A bench_real work directory as `prepare` leaves it (only what pooling reads)."""
+    """A bench_real work directory as `prepare` leaves it (only what pooling reads); each split
+    names its converted file by absolute path, as `come split` writes it."""
     for ds in ("BUSBRA", "DDTI"):
         (root / "splits" / ds).mkdir(parents=True)
-        (root / "splits" / ds / "test.json").write_text(json.dumps(gt))
+        info = {"annotations": str(root / "data" / ds / "annotations.json"), "seed": 0, "split": "test"}
+        (root / "splits" / ds / "test.json").write_text(json.dumps({**gt, "info": info}))
     (root / "bench.yaml").write_text(yaml.safe_dump({"name": "bench-real", "results": str(root / "results"),
                                                      "train": {"epochs": 6, "max_steps_per_epoch": steps}}))
     (root / "overrides.json").write_text("[]")
@@ -81,7 +83,9 @@ def test_import_copies_finished_runs_without_checkpoints_and_keeps_w(tmp_path):
 
 def test_import_refuses_other_test_images_or_budget(tmp_path):
     """Pairing needs the same test images and the same training budget; the refusal names the
-    file. Mutation caught: pooling on the run ids alone."""
+    file. The splits' own path to the converted file differs between work directories and is not
+    compared (W and A above). Mutations caught: pooling on the run ids alone, comparing the split
+    files byte for byte (no two work directories could ever pool)."""
     bench = _bench()
     w = _work(tmp_path / "W")
     other = {**GT, "images": GT["images"][:3]}
