@@ -10,7 +10,8 @@ images, trained at the same budget, and ran the same model code:
   overwrites a run W already has.
 - `stamp(W, run)` writes `bench_provenance.json` into a run directory: the commit and the git
   tree hashes of `come/` and `config/` (what decides whether two runs are comparable), and
-  whether those folders had uncommitted edits. `bench_real.py run` stamps each run as it starts.
+  whether those folders had uncommitted edits. `bench_real.py run` stamps each run as it starts
+  and as it resumes; a run resumed under other code is labelled "mixed".
 - `code_key(W, run)` reads it back for the report, which names any pair whose runs ran
   different code.
 """
@@ -51,23 +52,42 @@ def code_identity() -> dict:
             "config_tree": _git("rev-parse", "HEAD:config"), "dirty": bool(dirty) if dirty is not None else None}
 
 
+_CODE = ("come_tree", "config_tree", "dirty")
+
+
 def stamp(work: Path, run_id: str, identity: dict | None = None) -> None:
-    """Record the code a run is trained with (written before training starts)."""
+    """Record the code a run is trained with (written before training starts, and again before
+    each resume: a resume under other code keeps the earlier code in `earlier`)."""
     path = work / "results" / "runs" / run_id / PROVENANCE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**(identity or code_identity()), "work": str(work)}, indent=1))
+    entry = {**(identity or code_identity()), "work": str(work)}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        earlier = list(old.get("earlier", []))
+        if any(old.get(k) != entry.get(k) for k in _CODE):
+            earlier.append({k: old.get(k) for k in ("commit", *_CODE)})
+        if earlier:
+            entry["earlier"] = earlier
+    path.write_text(json.dumps(entry, indent=1))
+
+
+def _label(p: dict) -> str:
+    if not p.get("come_tree"):
+        return "unknown"
+    return f"{p['come_tree'][:8]}/{(p.get('config_tree') or '?')[:8]}" + ("+dirty" if p.get("dirty") else "")
 
 
 def code_key(work: Path, run_id: str) -> str:
-    """Short label of a run's model code: `<come tree>/<config tree>[+dirty]`, "not recorded"
-    for runs from before stamping, "unknown" outside git."""
+    """Short label of a run's model code: `<come tree>/<config tree>[+dirty]`; "mixed: a -> b"
+    for a run resumed under other code, "not recorded" for runs from before stamping, "unknown"
+    outside git."""
     path = work / "results" / "runs" / run_id / PROVENANCE
     if not path.is_file():
         return "not recorded"
     p = json.loads(path.read_text())
-    if not p.get("come_tree"):
-        return "unknown"
-    return f"{p['come_tree'][:8]}/{(p.get('config_tree') or '?')[:8]}" + ("+dirty" if p.get("dirty") else "")
+    if p.get("earlier"):
+        return "mixed: " + " -> ".join(_label(e) for e in [*p["earlier"], p])
+    return _label(p)
 
 
 def _split_digest(path: Path) -> str:

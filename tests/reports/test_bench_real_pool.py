@@ -120,6 +120,21 @@ def test_report_shows_each_runs_code_and_names_mixed_code(tmp_path):
     assert bench.pool.code_key(w, "inter-damex") == "not recorded"
 
 
+def test_a_run_resumed_under_other_code_reads_mixed(tmp_path):
+    """`run` stamps again before a resume: the same code keeps one label, other code keeps the
+    earlier trees and reads "mixed". Mutation caught: the resume's stamp overwriting the code
+    that trained the run's first steps."""
+    pool = _bench().pool
+    ident = {"commit": "c" * 40, "come_tree": "a" * 40, "config_tree": "f" * 40, "dirty": False}
+    pool.stamp(tmp_path, "inter-dino", ident)
+    pool.stamp(tmp_path, "inter-dino", {**ident, "commit": "d" * 40})      # new commit, same trees
+    assert pool.code_key(tmp_path, "inter-dino") == "aaaaaaaa/ffffffff"
+    pool.stamp(tmp_path, "inter-dino", {**ident, "come_tree": "b" * 40})
+    assert pool.code_key(tmp_path, "inter-dino") == "mixed: aaaaaaaa/ffffffff -> bbbbbbbb/ffffffff"
+    pool.stamp(tmp_path, "inter-dino", {**ident, "come_tree": "b" * 40})
+    assert pool.code_key(tmp_path, "inter-dino") == "mixed: aaaaaaaa/ffffffff -> bbbbbbbb/ffffffff"
+
+
 def test_stamp_records_this_checkout():
     """`code_identity` reads git: the come/ and config/ tree hashes of HEAD (40 hex digits) in
     this checkout, or None fields outside one."""
