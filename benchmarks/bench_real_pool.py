@@ -147,8 +147,5 @@ def import_runs(work: Path, source: Path, known: list[str], runs: list[str] | No
         prov = dst / PROVENANCE
         entry = json.loads(prov.read_text()) if prov.is_file() else {}
         prov.write_text(json.dumps({**entry, "imported_from": str(source)}, indent=1))
-        cache = source / "bootstrap" / rid
-        if cache.is_dir() and not (work / "bootstrap" / rid).exists():
-            shutil.copytree(cache, work / "bootstrap" / rid)        # digest-checked when read
         copied.append(rid)
     return copied
