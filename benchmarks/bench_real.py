@@ -314,9 +314,7 @@ def report(work: Path, resamples: int) -> str:
                          f"{pool.code_key(work, rid)} |")
     lines += ["", "Paired differences, inter-organ (same bootstrap draws of the test images for every run; "
               "mean = the mean of the two datasets' AP, the paper's inter-organ mean):", ""]
-    lines += paired_lines(reps, seeds)
-    if not lines[-1].startswith("- "):
-        lines.append("- not measured: no COME run finished evaluation")
+    lines += paired_lines(reps, seeds) or ["- not measured: no COME run finished evaluation"]
     codes = {pool.code_key(work, rid) for rid, _ in reps}
     if len(codes) > 1:
         lines.append(f"- note: these runs ran different model code ({', '.join(sorted(codes))}); see the "
