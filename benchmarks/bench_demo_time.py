@@ -8,6 +8,10 @@ CPU seconds, median of --repeat, the sets alternated side by side: a DINO-family
 MoE-family job before routing.png was drawn with PIL (matplotlib + seaborn), a COME job
 (shared-expert bank), and the separate `come evaluate` process that in-process evaluation
 removed.
+Warm start: one job's start-up through the warm server (`come warm start`, which the Snakefile
+starts on local runs; docs/workflow.md, "Warm start") against a fresh interpreter, both running
+`come train --config <missing file>`: the train command's imports, then its first read of the
+config fails (exit 2), so only start-up is timed; alternated.
 Time split, from a finished `make demo` (`results/`): Snakemake benchmark files
 (`results/benchmarks/{train,experts}/*.tsv`, column `s`) and each run's metrics.json timing
 (`train_seconds` = sum of optimiser steps, `eval_seconds`). Per train job: training, evaluation,
@@ -24,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,6 +62,42 @@ def startup(sets: dict[str, tuple[str, ...]], repeat: int) -> dict[str, tuple[fl
             cpus[name].append((after.children_user - before.children_user)
                               + (after.children_system - before.children_system))
     return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in sets}
+
+
+def warm_vs_fresh(repeat: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, client CPU) seconds of a train job's start-up, fresh and through a warm server
+    (the warm job's own CPU is spent in the server's child and is not counted; it is what the
+    fresh job spends after its imports)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    env.pop("COME_WARM_SOCKET", None)
+    come = [sys.executable, "-m", "come"]
+    with tempfile.TemporaryDirectory(prefix="cw") as tmp:
+        sock = os.path.join(tmp, "s.sock")
+        t0 = time.perf_counter()
+        subprocess.run(come + ["warm", "start", "--socket", sock, "--idle-timeout", "300"], env=env,
+                       check=True, capture_output=True)
+        print(f"  warm server ready after {time.perf_counter() - t0:.2f} s (its one-time imports)")
+        runs = {"fresh interpreter": env, "warm server": dict(env, COME_WARM_SOCKET=sock)}
+        walls: dict[str, list[float]] = {k: [] for k in runs}
+        cpus: dict[str, list[float]] = {k: [] for k in runs}
+        try:
+            for _ in range(repeat):
+                for name, run_env in runs.items():
+                    before, t1 = os.times(), time.perf_counter()
+                    res = subprocess.run(come + ["train", "--config", os.path.join(tmp, "none.yaml"),
+                                               "--out", os.path.join(tmp, "run")], env=run_env,
+                                         capture_output=True, text=True)
+                    if res.returncode != 2 or "none.yaml" not in res.stderr:
+                        raise SystemExit(f"unexpected start-up probe result: {res.stderr[-500:]}")
+                    walls[name].append(time.perf_counter() - t1)
+                    after = os.times()
+                    cpus[name].append((after.children_user - before.children_user)
+                                      + (after.children_system - before.children_system))
+                    if "fresh interpreter" in res.stderr:
+                        raise SystemExit(f"the warm server did not take the job: {res.stderr}")
+        finally:
+            subprocess.run(come + ["warm", "stop", "--socket", sock], env=env, capture_output=True)
+    return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in runs}
 
 
 def tsv_seconds(folder: Path) -> dict[str, float]:
@@ -107,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"per-job start-up: imports of a fresh interpreter, median of {args.repeat}, sets alternated")
         for name, (wall, cpu) in startup(STARTUP_SETS, args.repeat).items():
             print(f"  {name:52s} {wall:6.2f} s wall {cpu:6.2f} s CPU")
+        print(f"one train job's start-up (`come train` up to reading its config), median of "
+              f"{args.repeat}, alternated:")
+        for name, (wall, cpu) in warm_vs_fresh(args.repeat).items():
+            print(f"  {name:52s} {wall:6.2f} s wall {cpu:6.2f} s CPU (client)")
     results = Path(args.results)
     if not (results / "benchmarks").is_dir():
         print(f"no {results / 'benchmarks'}: run `make demo` first for the time split")

@@ -16,6 +16,7 @@ import sys
 
 from come import __version__
 from come.config import ConfigError
+from come.utils import warm
 from come.utils.errors import ComeError
 
 # failures caused by the input or the environment, not by a bug: one line, exit 1
@@ -43,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("come.commands.report", "write results/README.md, the index of tables and figures"),
     "config": ("come.commands.config", "show the resolved config or export its JSON schema"),
     "readme": ("come.commands.readme", "regenerate README.md's Measured table and demo preview"),
+    "warm": ("come.commands.warm", "start/stop the warm server that saves local jobs their torch import"),
 }
 
 
@@ -58,6 +60,11 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and os.environ.get(warm.ENV_SOCKET):
+        # a local workflow job: let the warm server (come warm start) run it, else run it here
+        code = warm.run_warm(sys.argv[1:])
+        if code is not None:
+            return code
     argv = list(sys.argv[1:] if argv is None else argv)
     name = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(name if name in COMMANDS else None)

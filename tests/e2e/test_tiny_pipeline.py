@@ -98,3 +98,21 @@ def test_pipeline_outputs_leave_git_status_clean(tiny_results):
     res = subprocess.run(["git", "status", "--porcelain"], cwd=tiny_results, capture_output=True, text=True,
                          check=True)
     assert res.stdout == "", res.stdout
+
+
+def test_local_jobs_ran_in_the_warm_server(tiny_results):
+    """The Snakefile starts a warm server on a local run, jobs use it, and it stops with the
+    workflow (fails if onstart/onsuccess or the jobs' hand-over break)."""
+    import re
+    import time
+
+    log = tiny_results / "results" / "logs" / "warm.log"
+    deadline = time.time() + 30
+    while "stopped after" not in (log.read_text() if log.exists() else ""):
+        assert time.time() < deadline, log.read_text() if log.exists() else "no warm.log"
+        time.sleep(0.2)
+    served = int(re.search(r"stopped after (\d+) requests", log.read_text()).group(1))
+    assert served >= 3, log.read_text()
+    train_logs = [(tiny_results / "results" / "logs" / "train" / f"{r}.log").read_text()
+                  for r in ("tiny-dino", "tiny-come")]
+    assert any("fresh interpreter" not in t for t in train_logs), train_logs

@@ -56,6 +56,20 @@ def make_benchmark(root: Path, n_train: int = 8, n_test: int = 4, seed: int = 0)
     return data_root, splits_root
 
 
+def tiny_run_config(data_root: Path, splits_root: Path, ffn: str = "dense", steps: int = 1,
+                    epochs: int = 1) -> dict:
+    """A `come train` config of a tiny DINO on `make_benchmark`'s two sources (48 px, ResNet-18
+    from scratch, 1+1 layers), one thread."""
+    return {"data": {"datasets": ["BUSI", "DDTI"], "root": str(data_root), "splits_root": str(splits_root),
+                     "image_size": 48, "min_size": 32},
+            "run": {"train_datasets": ["BUSI", "DDTI"]},
+            "model": {"backbone": {"name": "resnet18", "pretrained": "", "freeze_bn": False, "frozen_stages": -1},
+                      "hidden_dim": 32, "nheads": 2, "enc_layers": 1, "dec_layers": 1, "num_queries": 10,
+                      "dn_number": 4, "num_select": 10, "ffn": {"type": ffn, "hidden_dim": 64, "num_experts": 4}},
+            "train": {"epochs": epochs, "batch_size": 2, "max_steps_per_epoch": steps, "threads": 1},
+            "eval": {"batch_size": 2}}
+
+
 @pytest.fixture()
 def bench(tmp_path: Path) -> tuple[Path, Path]:
     return make_benchmark(tmp_path / "bench")

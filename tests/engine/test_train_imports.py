@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import make_benchmark
+from .conftest import make_benchmark, tiny_run_config
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = """
@@ -31,14 +31,7 @@ def test_come_train_evaluates_in_process_without_heavy_imports(tmp_path, ffn):
     process did, importing matplotlib for qualitative.png); the MoE run drew routing.png with
     seaborn (1.1-1.4 s of import per MoE-family job, benchmarks/bench_demo_time.py)."""
     data_root, splits_root = make_benchmark(tmp_path / "bench", n_train=4, n_test=2)
-    cfg = {"data": {"datasets": ["BUSI", "DDTI"], "root": str(data_root), "splits_root": str(splits_root),
-                    "image_size": 48, "min_size": 32},
-           "run": {"train_datasets": ["BUSI", "DDTI"]},
-           "model": {"backbone": {"name": "resnet18", "pretrained": "", "freeze_bn": False, "frozen_stages": -1},
-                     "hidden_dim": 32, "nheads": 2, "enc_layers": 1, "dec_layers": 1, "num_queries": 10,
-                     "dn_number": 4, "num_select": 10, "ffn": {"type": ffn, "hidden_dim": 64, "num_experts": 4}},
-           "train": {"epochs": 1, "batch_size": 2, "max_steps_per_epoch": 1, "threads": 1},
-           "eval": {"batch_size": 2}}
+    cfg = tiny_run_config(data_root, splits_root, ffn=ffn)
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "runs" / "dino"

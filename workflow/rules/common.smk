@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from come.config import ConfigError
+from come.utils import warm
 from come.workflow.plan import Plan
 
 min_version("9.0")
@@ -90,3 +91,34 @@ def parent(name, up=1, kind="output"):
         return path
 
     return folder
+
+
+# Warm start (docs/workflow.md, "Warm start"): on a local run one server imports torch, timm and
+# the detector once and every `come` job forks from it instead of importing them again. Off with
+# COME_WARM=0; never with a cluster executor (its jobs run on other machines). A server that
+# cannot start leaves the jobs to start their own interpreters, as they do without it.
+WARM_SOCKET = warm.default_socket(RES)
+
+
+def warm_enabled():
+    return workflow.local_exec and os.environ.get("COME_WARM", "1") != "0"
+
+
+onstart:
+    if warm_enabled():
+        try:
+            shell(f"come warm start --wait 0 --socket {WARM_SOCKET} --owner-pid {os.getpid()}"
+                  f" --log {LOGS}/warm.log")
+            os.environ[warm.ENV_SOCKET] = WARM_SOCKET
+        except Exception as exc:  # noqa: BLE001 (jobs then run cold; the cause is in warm.log)
+            print(f"warm start unavailable ({exc}); every job starts its own interpreter")
+
+
+onsuccess:
+    if os.environ.get(warm.ENV_SOCKET) == WARM_SOCKET:
+        shell(f"come warm stop --socket {WARM_SOCKET}")
+
+
+onerror:
+    if os.environ.get(warm.ENV_SOCKET) == WARM_SOCKET:
+        shell(f"come warm stop --socket {WARM_SOCKET}")
