@@ -11,8 +11,8 @@ Only the standard library is imported here: the client must stay cheap.
 
 Protocol (one Unix stream socket per request, the socket file in a 0700 folder of the user):
   client -> server: MAGIC with fds 0, 1, 2 attached (SCM_RIGHTS), then an 8-byte big-endian
-                    length and a JSON header {"op": "run"|"ping"|"stop", "argv", "cwd", "env",
-                    "fingerprint"}
+                    length and a JSON header: {"op": "run", "argv", "cwd", "env", "fingerprint"},
+                    or {"op": "ping"|"stop"}
   server -> client: JSON lines: {"status": "refused", "reason"} | {"status": "started", "pid"},
                     then {"status": "exit", "code"}; ping -> {"status": "ok", "pid",
                     "fingerprint"}; stop -> {"status": "stopping"}.
@@ -40,10 +40,8 @@ MAGIC = b"COMEWRM1"
 # a request whose values differ from the server's is refused and runs in a fresh interpreter.
 IMPORT_TIME_PREFIXES = ("PYTHON", "LD_", "TORCH", "PYTORCH", "KMP_", "MPLBACKEND", "TIMM_",
                         "HF_", "TRANSFORMERS_", "CUDA_", "CUBLAS_")
-# Thread counts Snakemake sets per job: applied to torch in the child (torch.set_num_threads),
-# so they may differ from the server's.
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+# (Thread counts such as OMP_NUM_THREADS, which Snakemake sets per job, may differ: the child
+# applies them to torch, warm_server._apply_threads.)
 # torchrun / torch.distributed workers must be their own processes
 DISTRIBUTED_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID")
 NO_WARM_COMMANDS = ("warm",)
@@ -139,7 +137,7 @@ def request(sock_path: str, op: str, timeout: float = 5.0) -> dict | None:
     with conn:
         conn.settimeout(timeout)
         try:
-            send_request(conn, {"op": op, "fingerprint": fingerprint()}, [])
+            send_request(conn, {"op": op}, [])
             line = conn.makefile("rb").readline()
         except OSError:
             return None
